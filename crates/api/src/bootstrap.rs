@@ -1,0 +1,166 @@
+//! What exists from the start (the four system namespaces, the `kubernetes`
+//! Service and its Endpoints) and the server's housekeeping loops
+//! (history compaction, event expiry).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::rest::{DeleteOptions, ListOptions, Rest, Scope, WriteOptions};
+use crate::Config;
+
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn scope(rest: &Rest, group: &str, resource: &str, ns: Option<&str>) -> Result<Scope, ApiError> {
+    let rt = rest
+        .registry()
+        .get(group, "v1", resource)
+        .cloned()
+        .ok_or(ApiError::NoSuchResource)?;
+    Ok(Scope {
+        rt,
+        namespace: ns.map(str::to_string),
+    })
+}
+
+async fn ensure(rest: &Rest, scope: &Scope, obj: Value) -> Result<(), ApiError> {
+    match rest.create(scope, obj, &WriteOptions::default()).await {
+        Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn run(rest: &Rest, cfg: &Config) -> Result<(), ApiError> {
+    rest.load_allocations().await?;
+    let namespaces = scope(rest, "", "namespaces", None)?;
+    for ns in SYSTEM_NAMESPACES {
+        ensure(rest, &namespaces, json!({"metadata": {"name": ns}})).await?;
+    }
+    let first_ip = cfg.service_cidr.first().to_string();
+    let services = scope(rest, "", "services", Some("default"))?;
+    ensure(
+        rest,
+        &services,
+        json!({
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": first_ip,
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": cfg.port}],
+                "sessionAffinity": "None",
+            },
+        }),
+    )
+    .await?;
+    let host = cfg
+        .advertise_address
+        .rsplit_once(':')
+        .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
+        .unwrap_or_default();
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        let endpoints = scope(rest, "", "endpoints", Some("default"))?;
+        let desired = json!({
+            "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}]}],
+        });
+        match rest
+            .create(&endpoints, desired.clone(), &WriteOptions::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(ApiError::AlreadyExists { .. }) => {
+                rest.update_with(
+                    &endpoints,
+                    "kubernetes",
+                    None,
+                    &WriteOptions::default(),
+                    |old| {
+                        let mut n = old.clone();
+                        n["subsets"] = desired["subsets"].clone();
+                        if let Some(m) = n["metadata"].as_object_mut() {
+                            m.remove("resourceVersion");
+                        }
+                        Ok(n)
+                    },
+                )
+                .await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Compaction (keep one interval of history, as kube-apiserver asks etcd
+/// every 5 minutes) and event expiry.
+pub fn spawn_maintenance(
+    rest: Arc<Rest>,
+    cfg: Config,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut compact = tokio::time::interval(cfg.compaction_interval);
+        let mut expire = tokio::time::interval(Duration::from_secs(60).min(cfg.event_ttl));
+        let mut previous = rest.storage.current_revision();
+        compact.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = compact.tick() => {
+                    if previous > rest.storage.compacted_revision() {
+                        if let Err(e) = rest.storage.compact(previous).await {
+                            tracing::warn!(error = %e, "compaction failed");
+                        }
+                    }
+                    previous = rest.storage.current_revision();
+                }
+                _ = expire.tick() => {
+                    if let Err(e) = expire_events(&rest, cfg.event_ttl).await {
+                        tracing::warn!(error = %e, "event expiry failed");
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Deletes events whose last occurrence is older than `ttl` (etcd leases do
+/// this for kube-apiserver's `--event-ttl`).
+pub async fn expire_events(rest: &Rest, ttl: Duration) -> Result<usize, ApiError> {
+    let events = scope(rest, "", "events", None)?;
+    let list = rest.list(&events, &ListOptions::default()).await?;
+    let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::try_from(ttl).unwrap_or_default();
+    let mut n = 0;
+    for ev in list.items {
+        let last = ["lastTimestamp", "eventTime"]
+            .iter()
+            .filter_map(|f| ev.get(*f).and_then(Value::as_str))
+            .chain(
+                ev.pointer("/metadata/creationTimestamp")
+                    .and_then(Value::as_str),
+            )
+            .filter_map(crate::object::parse_time)
+            .max();
+        if last.is_some_and(|t| t < cutoff) {
+            let s = Scope {
+                rt: events.rt.clone(),
+                namespace: ev
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+            };
+            match rest
+                .delete(&s, crate::object::name(&ev), &DeleteOptions::default())
+                .await
+            {
+                Ok(_) | Err(ApiError::NotFound { .. }) => n += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,612 @@
+//! Kind → schema: every built-in kind's JSON schema, generated once from the
+//! k8s-openapi types through schemars and kept in one [`Catalog`].
+//!
+//! Definitions are named as Kubernetes names them (`io.k8s.api.apps.v1.Deployment`)
+//! and refer to each other with `#/definitions/<name>` (the Swagger 2.0 form);
+//! [`super::document`] rewrites references for OpenAPI 3.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use k8s_openapi::api;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions_v1;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta_v1;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1 as apiregistration_v1;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
+use schemars::JsonSchema;
+use serde_json::{json, Map, Value};
+
+/// Prefix of every `$ref` inside the catalog's definitions.
+pub const REF_PREFIX: &str = "#/definitions/";
+
+/// Extension naming the group/version/kinds a definition serves.
+pub const GVK_EXTENSION: &str = "x-kubernetes-group-version-kind";
+
+/// Definition names of the meta types every document carries.
+pub const STATUS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Status";
+pub const DELETE_OPTIONS: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions";
+pub const WATCH_EVENT: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.WatchEvent";
+pub const PATCH: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch";
+pub const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+pub const LIST_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ListMeta";
+
+/// A group, version and kind, as `x-kubernetes-group-version-kind` spells them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Gvk {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+}
+
+impl Gvk {
+    pub fn new(group: &str, version: &str, kind: &str) -> Self {
+        Gvk {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+        }
+    }
+
+    /// `{"group": .., "version": .., "kind": ..}`.
+    pub fn to_json(&self) -> Value {
+        json!({"group": self.group, "version": self.version, "kind": self.kind})
+    }
+}
+
+/// All definitions, and which one serves each group/version/kind.
+#[derive(Debug)]
+pub struct Catalog {
+    definitions: Map<String, Value>,
+    by_gvk: BTreeMap<Gvk, String>,
+}
+
+impl Catalog {
+    /// Every definition, by Kubernetes name; `$ref`s are `#/definitions/<name>`.
+    pub fn definitions(&self) -> &Map<String, Value> {
+        &self.definitions
+    }
+
+    pub fn definition(&self, name: &str) -> Option<&Value> {
+        self.definitions.get(name)
+    }
+
+    /// Name of the definition serving a kind (`io.k8s.api.apps.v1.Deployment`).
+    pub fn name_for(&self, group: &str, version: &str, kind: &str) -> Option<&str> {
+        self.by_gvk
+            .get(&Gvk::new(group, version, kind))
+            .map(String::as_str)
+    }
+
+    /// Every group/version/kind that has a schema.
+    pub fn kinds(&self) -> impl Iterator<Item = &Gvk> {
+        self.by_gvk.keys()
+    }
+}
+
+/// The catalog, built on first use.
+pub fn catalog() -> &'static Catalog {
+    static CATALOG: OnceLock<Catalog> = OnceLock::new();
+    CATALOG.get_or_init(build)
+}
+
+/// The schema of one kind (list kinds, `Status`, `Scale`, ... included), with
+/// `$ref`s as `#/definitions/<name>` to be resolved through [`definition`].
+pub fn schema_for(group: &str, version: &str, kind: &str) -> Option<&'static Value> {
+    let cat = catalog();
+    cat.definition(cat.name_for(group, version, kind)?)
+}
+
+/// One definition by Kubernetes name.
+pub fn definition(name: &str) -> Option<&'static Value> {
+    catalog().definition(name)
+}
+
+/// The definition name a `$ref` points at, if it points into the catalog.
+pub fn ref_target(reference: &str) -> Option<&str> {
+    reference.strip_prefix(REF_PREFIX)
+}
+
+/// Collects definitions from the generator and the kinds they serve.
+struct Collector {
+    generator: SchemaGenerator,
+    gvks: BTreeMap<String, Vec<Gvk>>,
+    /// (item definition, list definition)
+    lists: Vec<(String, String)>,
+}
+
+impl Collector {
+    /// A kind that is not listed (`Scale`, `Eviction`, reviews).
+    fn kind<T: JsonSchema>(&mut self, group: &str, version: &str, kind: &str) -> String {
+        self.generator.subschema_for::<T>();
+        let name = T::schema_name().into_owned();
+        self.serve(&name, Gvk::new(group, version, kind));
+        name
+    }
+
+    /// A kind served as a resource, with its `<Kind>List`.
+    fn resource<T: JsonSchema>(&mut self, group: &str, version: &str, kind: &str) {
+        let name = self.kind::<T>(group, version, kind);
+        let list = format!("{name}List");
+        self.serve(&list, Gvk::new(group, version, &format!("{kind}List")));
+        self.lists.push((name, list));
+    }
+
+    fn serve(&mut self, name: &str, gvk: Gvk) {
+        let served = self.gvks.entry(name.to_string()).or_default();
+        if !served.contains(&gvk) {
+            served.push(gvk);
+        }
+    }
+}
+
+/// Every type the catalog knows, with the group/version/kind it serves.
+fn collect(c: &mut Collector) {
+    use api::apps::v1 as apps;
+    use api::core::v1 as core;
+
+    // core/v1
+    c.resource::<core::Pod>("", "v1", "Pod");
+    c.resource::<core::Service>("", "v1", "Service");
+    c.resource::<core::Endpoints>("", "v1", "Endpoints");
+    c.resource::<core::Namespace>("", "v1", "Namespace");
+    c.resource::<core::Node>("", "v1", "Node");
+    c.resource::<core::ConfigMap>("", "v1", "ConfigMap");
+    c.resource::<core::Secret>("", "v1", "Secret");
+    c.resource::<core::ServiceAccount>("", "v1", "ServiceAccount");
+    c.resource::<core::Event>("", "v1", "Event");
+    c.resource::<core::PersistentVolume>("", "v1", "PersistentVolume");
+    c.resource::<core::PersistentVolumeClaim>("", "v1", "PersistentVolumeClaim");
+    c.resource::<core::ReplicationController>("", "v1", "ReplicationController");
+    c.resource::<core::ResourceQuota>("", "v1", "ResourceQuota");
+    c.resource::<core::LimitRange>("", "v1", "LimitRange");
+    c.resource::<core::PodTemplate>("", "v1", "PodTemplate");
+    c.kind::<core::Binding>("", "v1", "Binding");
+    // apps/v1
+    c.resource::<apps::Deployment>("apps", "v1", "Deployment");
+    c.resource::<apps::ReplicaSet>("apps", "v1", "ReplicaSet");
+    c.resource::<apps::StatefulSet>("apps", "v1", "StatefulSet");
+    c.resource::<apps::DaemonSet>("apps", "v1", "DaemonSet");
+    c.resource::<apps::ControllerRevision>("apps", "v1", "ControllerRevision");
+    // batch/v1
+    c.resource::<api::batch::v1::Job>("batch", "v1", "Job");
+    c.resource::<api::batch::v1::CronJob>("batch", "v1", "CronJob");
+    // autoscaling
+    c.resource::<api::autoscaling::v2::HorizontalPodAutoscaler>(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+    );
+    c.resource::<api::autoscaling::v1::HorizontalPodAutoscaler>(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+    );
+    c.kind::<api::autoscaling::v1::Scale>("autoscaling", "v1", "Scale");
+    // networking.k8s.io/v1
+    let net = "networking.k8s.io";
+    c.resource::<api::networking::v1::Ingress>(net, "v1", "Ingress");
+    c.resource::<api::networking::v1::IngressClass>(net, "v1", "IngressClass");
+    c.resource::<api::networking::v1::NetworkPolicy>(net, "v1", "NetworkPolicy");
+    // rbac.authorization.k8s.io/v1
+    let rbac = "rbac.authorization.k8s.io";
+    c.resource::<api::rbac::v1::Role>(rbac, "v1", "Role");
+    c.resource::<api::rbac::v1::RoleBinding>(rbac, "v1", "RoleBinding");
+    c.resource::<api::rbac::v1::ClusterRole>(rbac, "v1", "ClusterRole");
+    c.resource::<api::rbac::v1::ClusterRoleBinding>(rbac, "v1", "ClusterRoleBinding");
+    // storage.k8s.io/v1
+    let storage = "storage.k8s.io";
+    c.resource::<api::storage::v1::StorageClass>(storage, "v1", "StorageClass");
+    c.resource::<api::storage::v1::CSIDriver>(storage, "v1", "CSIDriver");
+    c.resource::<api::storage::v1::CSINode>(storage, "v1", "CSINode");
+    c.resource::<api::storage::v1::VolumeAttachment>(storage, "v1", "VolumeAttachment");
+    // policy/v1
+    c.resource::<api::policy::v1::PodDisruptionBudget>("policy", "v1", "PodDisruptionBudget");
+    c.kind::<api::policy::v1::Eviction>("policy", "v1", "Eviction");
+    // single-resource groups
+    c.resource::<api::coordination::v1::Lease>("coordination.k8s.io", "v1", "Lease");
+    c.resource::<api::discovery::v1::EndpointSlice>("discovery.k8s.io", "v1", "EndpointSlice");
+    c.resource::<api::events::v1::Event>("events.k8s.io", "v1", "Event");
+    c.resource::<api::scheduling::v1::PriorityClass>("scheduling.k8s.io", "v1", "PriorityClass");
+    c.resource::<api::node::v1::RuntimeClass>("node.k8s.io", "v1", "RuntimeClass");
+    c.resource::<api::certificates::v1::CertificateSigningRequest>(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+    );
+    // admission, extension and aggregation
+    let adm = "admissionregistration.k8s.io";
+    use api::admissionregistration::v1 as admission;
+    c.resource::<admission::ValidatingWebhookConfiguration>(
+        adm,
+        "v1",
+        "ValidatingWebhookConfiguration",
+    );
+    c.resource::<admission::MutatingWebhookConfiguration>(
+        adm,
+        "v1",
+        "MutatingWebhookConfiguration",
+    );
+    c.resource::<admission::ValidatingAdmissionPolicy>(adm, "v1", "ValidatingAdmissionPolicy");
+    c.resource::<admission::ValidatingAdmissionPolicyBinding>(
+        adm,
+        "v1",
+        "ValidatingAdmissionPolicyBinding",
+    );
+    c.resource::<apiextensions_v1::CustomResourceDefinition>(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+    );
+    c.resource::<apiregistration_v1::APIService>("apiregistration.k8s.io", "v1", "APIService");
+    // reviews: created, never stored or listed
+    let authn = "authentication.k8s.io";
+    c.kind::<api::authentication::v1::TokenReview>(authn, "v1", "TokenReview");
+    c.kind::<api::authentication::v1::SelfSubjectReview>(authn, "v1", "SelfSubjectReview");
+    c.kind::<api::authentication::v1::TokenRequest>(authn, "v1", "TokenRequest");
+    let authz = "authorization.k8s.io";
+    use api::authorization::v1 as authorization;
+    c.kind::<authorization::SubjectAccessReview>(authz, "v1", "SubjectAccessReview");
+    c.kind::<authorization::SelfSubjectAccessReview>(authz, "v1", "SelfSubjectAccessReview");
+    c.kind::<authorization::LocalSubjectAccessReview>(authz, "v1", "LocalSubjectAccessReview");
+    c.kind::<authorization::SelfSubjectRulesReview>(authz, "v1", "SelfSubjectRulesReview");
+    // meta
+    c.kind::<meta_v1::Status>("", "v1", "Status");
+    c.generator.subschema_for::<meta_v1::ListMeta>();
+    c.generator.subschema_for::<meta_v1::Patch>();
+    // DeleteOptions and WatchEvent are served by every group-version.
+    let group_versions: Vec<(String, String)> = {
+        let mut gvs: Vec<(String, String)> = c
+            .gvks
+            .values()
+            .flatten()
+            .map(|g| (g.group.clone(), g.version.clone()))
+            .collect();
+        gvs.sort();
+        gvs.dedup();
+        gvs
+    };
+    for (group, version) in &group_versions {
+        c.kind::<meta_v1::DeleteOptions>(group, version, "DeleteOptions");
+        c.kind::<meta_v1::WatchEvent<meta_v1::Status>>(group, version, "WatchEvent");
+    }
+}
+
+fn build() -> Catalog {
+    let settings = SchemaSettings::draft07().with(|s| {
+        s.definitions_path = "/definitions".into();
+        s.meta_schema = None;
+        s.transforms.clear();
+    });
+    let mut c = Collector {
+        generator: settings.into_generator(),
+        gvks: BTreeMap::new(),
+        lists: Vec::new(),
+    };
+    collect(&mut c);
+    let mut definitions = c.generator.take_definitions(false);
+
+    for (item, list) in &c.lists {
+        definitions.insert(list.clone(), list_schema(item));
+    }
+    let mut by_gvk = BTreeMap::new();
+    for (name, gvks) in &c.gvks {
+        if let Some(Value::Object(def)) = definitions.get_mut(name) {
+            let served: Vec<Value> = gvks.iter().map(Gvk::to_json).collect();
+            def.insert(GVK_EXTENSION.to_string(), Value::Array(served));
+            // k8s-openapi marks `metadata` required because the Rust field is not
+            // optional; Kubernetes does not.
+            if let Some(Value::Array(required)) = def.get_mut("required") {
+                required.retain(|r| r != "metadata");
+                if required.is_empty() {
+                    def.remove("required");
+                }
+            }
+        }
+        for gvk in gvks {
+            by_gvk.insert(gvk.clone(), name.clone());
+        }
+    }
+    add_patch_strategies(&mut definitions);
+    Catalog {
+        definitions,
+        by_gvk,
+    }
+}
+
+/// `<Kind>List`: apiVersion, kind, metadata (ListMeta) and items.
+fn list_schema(item: &str) -> Value {
+    let kind = item.rsplit('.').next().unwrap_or(item);
+    json!({
+        "description": format!("{kind}List is a list of {kind} objects."),
+        "type": "object",
+        "properties": {
+            "apiVersion": {
+                "description": "The versioned schema of this representation of an object.",
+                "type": "string",
+            },
+            "kind": {
+                "description": "The REST resource this object represents, in CamelCase.",
+                "type": "string",
+            },
+            "metadata": {
+                "$ref": format!("{REF_PREFIX}{LIST_META}"),
+                "description": "Standard list metadata.",
+            },
+            "items": {
+                "description": format!("List of {kind} objects."),
+                "type": "array",
+                "items": {"$ref": format!("{REF_PREFIX}{item}")},
+            },
+        },
+        "required": ["items"],
+    })
+}
+
+/// (definition, list property, patch strategy, merge key) for the common lists
+/// strategic merge patch merges by key. The full set comes later.
+const PATCH_STRATEGIES: &[(&str, &str, &str, Option<&str>)] = &[
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "containers",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "initContainers",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "ephemeralContainers",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "volumes",
+        "merge,retainKeys",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "imagePullSecrets",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "hostAliases",
+        "merge",
+        Some("ip"),
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        "merge",
+        Some("containerPort"),
+    ),
+    ("io.k8s.api.core.v1.Container", "env", "merge", Some("name")),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeMounts",
+        "merge",
+        Some("mountPath"),
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        "merge",
+        Some("devicePath"),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "env",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeMounts",
+        "merge",
+        Some("mountPath"),
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeDevices",
+        "merge",
+        Some("devicePath"),
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceSpec",
+        "ports",
+        "merge",
+        Some("port"),
+    ),
+    (
+        "io.k8s.api.core.v1.ServiceAccount",
+        "secrets",
+        "merge",
+        Some("name"),
+    ),
+    (
+        "io.k8s.api.core.v1.PodStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.core.v1.NodeStatus",
+        "addresses",
+        "merge",
+        Some("type"),
+    ),
+    ("io.k8s.api.core.v1.NodeSpec", "podCIDRs", "merge", None),
+    (
+        "io.k8s.api.apps.v1.DeploymentStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.apps.v1.ReplicaSetStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.apps.v1.StatefulSetStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.api.apps.v1.DaemonSetStatus",
+        "conditions",
+        "merge",
+        Some("type"),
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        "merge",
+        Some("uid"),
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        "merge",
+        None,
+    ),
+];
+
+fn add_patch_strategies(definitions: &mut Map<String, Value>) {
+    for (def, field, strategy, key) in PATCH_STRATEGIES {
+        let Some(Value::Object(prop)) = definitions
+            .get_mut(*def)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(*field))
+        else {
+            continue;
+        };
+        prop.insert("x-kubernetes-patch-strategy".into(), (*strategy).into());
+        if let Some(key) = key {
+            prop.insert("x-kubernetes-patch-merge-key".into(), (*key).into());
+        }
+    }
+}
+
+/// Visits every `$ref` target in `value`.
+pub(crate) fn for_each_ref(value: &Value, f: &mut impl FnMut(&str)) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if k == "$ref" {
+                    if let Value::String(r) = v {
+                        f(r);
+                    }
+                } else {
+                    for_each_ref(v, f);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| for_each_ref(v, f)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    #[test]
+    fn every_builtin_kind_has_a_schema_with_its_gvk() {
+        for rt in Registry::builtin().all() {
+            for kind in [&rt.kind, &rt.list_kind] {
+                let schema = schema_for(&rt.group, &rt.version, kind)
+                    .unwrap_or_else(|| panic!("no schema for {}/{} {kind}", rt.group, rt.version));
+                let gvks = schema[GVK_EXTENSION].as_array().expect("gvk extension");
+                let want = Gvk::new(&rt.group, &rt.version, kind).to_json();
+                assert!(gvks.contains(&want), "{kind}: {gvks:?}");
+            }
+            for sub in &rt.subresources {
+                if sub.kind.ends_with("Options") || sub.name == "log" {
+                    continue;
+                }
+                assert!(
+                    schema_for(sub.group, sub.version, sub.kind).is_some(),
+                    "{}/{}",
+                    rt.resource,
+                    sub.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_kubernetes_names() {
+        let cat = catalog();
+        assert_eq!(
+            cat.name_for("apps", "v1", "Deployment"),
+            Some("io.k8s.api.apps.v1.Deployment")
+        );
+        assert_eq!(
+            cat.name_for("", "v1", "PodList"),
+            Some("io.k8s.api.core.v1.PodList")
+        );
+        assert_eq!(
+            cat.name_for("autoscaling", "v1", "Scale"),
+            Some("io.k8s.api.autoscaling.v1.Scale")
+        );
+        assert_eq!(
+            cat.name_for("apps", "v1", "DeleteOptions"),
+            Some(DELETE_OPTIONS)
+        );
+        assert_eq!(cat.name_for("batch", "v1", "WatchEvent"), Some(WATCH_EVENT));
+        let delete = &cat.definition(DELETE_OPTIONS).unwrap()[GVK_EXTENSION];
+        assert!(delete.as_array().unwrap().len() > 5);
+        let deploy = schema_for("apps", "v1", "Deployment").unwrap();
+        assert_eq!(
+            deploy["properties"]["spec"]["$ref"],
+            "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+        );
+        assert!(deploy.get("required").is_none());
+    }
+
+    #[test]
+    fn every_ref_resolves() {
+        let cat = catalog();
+        for (name, def) in cat.definitions() {
+            for_each_ref(def, &mut |r| {
+                let target = ref_target(r).unwrap_or_else(|| panic!("{name}: odd ref {r}"));
+                assert!(cat.definition(target).is_some(), "{name}: dangling {r}");
+            });
+        }
+    }
+
+    #[test]
+    fn common_lists_carry_merge_keys() {
+        let pod_spec = definition("io.k8s.api.core.v1.PodSpec").unwrap();
+        let containers = &pod_spec["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        let container = definition("io.k8s.api.core.v1.Container").unwrap();
+        assert_eq!(
+            container["properties"]["ports"]["x-kubernetes-patch-merge-key"],
+            "containerPort"
+        );
+        let meta = definition(OBJECT_META).unwrap();
+        assert_eq!(
+            meta["properties"]["ownerReferences"]["x-kubernetes-patch-merge-key"],
+            "uid"
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! `skiff server`: flags, and the composition of the control plane.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// (data) Folder to hold state
+    #[arg(short = 'd', long, env = "SKIFF_DATA_DIR", help_heading = "Data")]
+    pub data_dir: Option<PathBuf>,
+
+    /// (listener) Address the API server listens on
+    #[arg(
+        long,
+        env = "SKIFF_BIND_ADDRESS",
+        default_value = "0.0.0.0",
+        help_heading = "Listener"
+    )]
+    pub bind_address: IpAddr,
+
+    /// (listener) HTTPS listen port
+    #[arg(
+        long,
+        env = "SKIFF_HTTPS_LISTEN_PORT",
+        default_value_t = 6443,
+        help_heading = "Listener"
+    )]
+    pub https_listen_port: u16,
+
+    /// (listener) Address advertised to clients and in the `kubernetes` Endpoints (default: first non-loopback address, else 127.0.0.1)
+    #[arg(long, env = "SKIFF_ADVERTISE_ADDRESS", help_heading = "Listener")]
+    pub advertise_address: Option<IpAddr>,
+
+    /// (listener) Extra hostnames or IPs for the serving certificate
+    #[arg(
+        long = "tls-san",
+        env = "SKIFF_TLS_SAN",
+        value_delimiter = ',',
+        help_heading = "Listener"
+    )]
+    pub tls_san: Vec<String>,
+
+    /// (client) Write the admin kubeconfig to this file [default: <data-dir>/kubeconfig.yaml]
+    #[arg(
+        short = 'o',
+        long,
+        env = "SKIFF_WRITE_KUBECONFIG",
+        help_heading = "Client"
+    )]
+    pub write_kubeconfig: Option<PathBuf>,
+
+    /// (db) Storage: a SQLite file (`sqlite:///path/state.db` or a path) [default: <data-dir>/server/db/state.db]
+    #[arg(long, env = "SKIFF_DATASTORE_ENDPOINT", help_heading = "Database")]
+    pub datastore_endpoint: Option<String>,
+
+    /// (networking) IPv4 range for Service cluster IPs
+    #[arg(
+        long,
+        env = "SKIFF_SERVICE_CIDR",
+        default_value = "10.43.0.0/16",
+        help_heading = "Networking"
+    )]
+    pub service_cidr: String,
+
+    /// (networking) Port range for NodePort Services
+    #[arg(
+        long,
+        env = "SKIFF_SERVICE_NODE_PORT_RANGE",
+        default_value = "30000-32767",
+        help_heading = "Networking"
+    )]
+    pub service_node_port_range: String,
+
+    /// (components) Run only the control plane, no node agent on this machine
+    #[arg(long, env = "SKIFF_DISABLE_AGENT", help_heading = "Components")]
+    pub disable_agent: bool,
+
+    /// (api) How long events are kept after their last occurrence (seconds)
+    #[arg(
+        long,
+        env = "SKIFF_EVENT_TTL",
+        default_value_t = 3600,
+        help_heading = "API"
+    )]
+    pub event_ttl: u64,
+
+    /// (db) How often history is compacted (seconds)
+    #[arg(
+        long,
+        env = "SKIFF_COMPACTION_INTERVAL",
+        default_value_t = 300,
+        help_heading = "Database"
+    )]
+    pub compaction_interval: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    // /proc/self belongs to the effective user: root gets the system location.
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if is_root {
+        PathBuf::from("/var/lib/skiff")
+    } else {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/share/skiff")
+    }
+}
+
+fn parse_port_range(s: &str) -> anyhow::Result<(u16, u16)> {
+    let (a, b) = s
+        .split_once('-')
+        .with_context(|| format!("--service-node-port-range {s:?}: expected FROM-TO"))?;
+    let (a, b): (u16, u16) = (a.trim().parse()?, b.trim().parse()?);
+    if a == 0 || a > b {
+        bail!("--service-node-port-range {s:?}: invalid range");
+    }
+    Ok((a, b))
+}
+
+fn sqlite_path(endpoint: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = endpoint.strip_prefix("sqlite://") {
+        return Ok(PathBuf::from(p.split('?').next().unwrap_or(p)));
+    }
+    if endpoint.contains("://") {
+        bail!("--datastore-endpoint {endpoint:?}: only SQLite is supported by this build (etcd comes later)");
+    }
+    Ok(PathBuf::from(endpoint))
+}
+
+fn first_host_address() -> Option<IpAddr> {
+    // The address the kernel would use to reach a routable destination; no
+    // packet is sent by connecting a UDP socket.
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_unspecified() && !ip.is_loopback()).then_some(ip)
+}
+
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let service_cidr =
+        api::allocator::Cidr::parse(&args.service_cidr).map_err(anyhow::Error::msg)?;
+    let node_port_range = parse_port_range(&args.service_node_port_range)?;
+
+    let db_path = match &args.datastore_endpoint {
+        Some(e) => sqlite_path(e)?,
+        None => data_dir.join("server/db/state.db"),
+    };
+    if let Some(parent) = db_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let storage: Arc<dyn store::Storage> = store::sqlite::SqliteStore::open(&db_path)
+        .with_context(|| format!("opening the datastore {}", db_path.display()))?;
+
+    let advertise = args
+        .advertise_address
+        .or_else(|| (!args.bind_address.is_unspecified()).then_some(args.bind_address))
+        .or_else(first_host_address)
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let mut extra = args.tls_san.clone();
+    extra.push(advertise.to_string());
+    if !args.bind_address.is_unspecified() {
+        extra.push(args.bind_address.to_string());
+    }
+    let (sans_dns, sans_ip) = api::pki::default_sans(IpAddr::V4(service_cidr.first()), &extra);
+    let pki = api::pki::Pki::load_or_create(&api::pki::PkiConfig {
+        dir: data_dir.join("server/tls"),
+        sans_dns,
+        sans_ip,
+    })?;
+    let tls = pki.server_config()?;
+
+    let kubeconfig_path = args
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| data_dir.join("kubeconfig.yaml"));
+    let local = if args.bind_address.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        match args.bind_address {
+            IpAddr::V6(a) => format!("[{a}]"),
+            a => a.to_string(),
+        }
+    };
+    let url = format!("https://{local}:{}", args.https_listen_port);
+    api::kubeconfig::write(
+        &kubeconfig_path,
+        &api::kubeconfig::render(
+            &url,
+            &pki.ca_cert_pem,
+            &pki.admin_cert_pem,
+            &pki.admin_key_pem,
+        ),
+    )
+    .with_context(|| format!("writing {}", kubeconfig_path.display()))?;
+
+    let cfg = api::Config {
+        bind_address: args.bind_address,
+        port: args.https_listen_port,
+        advertise_address: match advertise {
+            IpAddr::V6(a) => format!("[{a}]:{}", args.https_listen_port),
+            a => format!("{a}:{}", args.https_listen_port),
+        },
+        service_cidr,
+        node_port_range,
+        event_ttl: Duration::from_secs(args.event_ttl.max(1)),
+        compaction_interval: Duration::from_secs(args.compaction_interval.max(1)),
+    };
+    if !args.disable_agent {
+        tracing::warn!(
+            "the node agent is not part of this build yet; running the control plane only"
+        );
+    }
+
+    let shutdown = CancellationToken::new();
+    let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
+    let api_task = tokio::spawn(api::run(cfg, storage, tls, ready_tx, shutdown.clone()));
+    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    tokio::select! {
+        r = ready_rx.wait_for(|r| *r) => {
+            if r.is_ok() {
+                eprintln!("skiff server ready in {:?}; kubeconfig: {}", started.elapsed(), kubeconfig_path.display());
+                eprintln!("  export KUBECONFIG={}", kubeconfig_path.display());
+            }
+        }
+        _ = shutdown.cancelled() => {}
+    }
+    let result = api_task.await.context("API server task panicked")?;
+    signals.abort();
+    result?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}
