@@ -61,7 +61,12 @@ pub async fn run(rest: &Rest, cfg: &Config) -> Result<(), ApiError> {
         .rsplit_once(':')
         .map(|(h, _)| h.trim_matches(['[', ']']).to_string())
         .unwrap_or_default();
-    if host.parse::<std::net::IpAddr>().is_ok() {
+    // Endpoints may not hold loopback addresses; a server bound to loopback
+    // only has no in-cluster address to publish.
+    if host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified())
+    {
         let endpoints = scope(rest, "", "endpoints", Some("default"))?;
         let desired = json!({
             "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
