@@ -280,7 +280,7 @@ def main():
     print(f"// {len(out)} messages, {total_fields} fields ({resolved} named from Go, {unresolved} resolved at run time).")
     print("use super::schema::Label::{Map, One, Rep};")
     print("use super::schema::Ty::{Bool, Bytes, F64, I32, I64, Msg, Str};")
-    print("use super::schema::{f, Field, Message, INLINE, JSON, LIST, OMIT_ZERO};")
+    print("use super::schema::{f, Message, INLINE, JSON, LIST, OMIT_ZERO};")
     print()
     print(f"pub(super) static MESSAGES: [Message; {len(out)}] = [")
     for name, mflags, rows in out:

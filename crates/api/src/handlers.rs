@@ -263,19 +263,14 @@ fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
 /// Reads a request body (JSON or YAML) within the size limit; returns the
 /// object and its JSON bytes (for strict field checks).
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<(Value, Vec<u8>, String), ApiError> {
-    if let Some(len) = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-    {
-        if len > MAX_BODY_BYTES {
-            return Err(ApiError::TooLarge(MAX_BODY_BYTES));
-        }
-    }
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::TooLarge(MAX_BODY_BYTES))?;
-    let ct = headers
+    let bytes = read_limited(body).await?;
+    let ct = content_type(headers);
+    let (value, raw) = decode_bytes(&ct, &bytes)?;
+    Ok((value, raw, ct))
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json")
@@ -283,9 +278,34 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<(Value, Vec<u8>, S
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
-    let (value, raw) = decode_bytes(&ct, &bytes)?;
-    Ok((value, raw, ct))
+        .to_ascii_lowercase()
+}
+
+/// Reads at most [`MAX_BODY_BYTES`]. A larger body is read to its end (up to
+/// a bound) and discarded before the 413, so HTTP/2 clients get the answer
+/// instead of a reset stream.
+async fn read_limited(body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("reading the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= MAX_BODY_BYTES {
+                buf.extend_from_slice(&data);
+            } else if seen > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::TooLarge(MAX_BODY_BYTES));
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn decode_bytes(ct: &str, bytes: &Bytes) -> Result<(Value, Vec<u8>), ApiError> {
@@ -607,22 +627,11 @@ async fn delete_options(
     body: Body,
     q: &HashMap<String, String>,
 ) -> Result<DeleteOptions, ApiError> {
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::TooLarge(MAX_BODY_BYTES))?;
+    let bytes = read_limited(body).await?;
     let mut v = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        let ct = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("application/json")
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        decode_bytes(&ct, &bytes)?.0
+        decode_bytes(&content_type(headers), &bytes)?.0
     };
     if let Some(g) = q.get("gracePeriodSeconds") {
         v["gracePeriodSeconds"] = json!(g

@@ -3,5 +3,6 @@
 pub mod defaults;
 pub mod openapi;
 pub mod printers;
+pub mod protobuf;
 pub mod registry;
 pub mod validation;

@@ -192,7 +192,13 @@ fn zero(ty: Ty, depth: usize) -> Result<Value, DecodeError> {
     })
 }
 
-fn value(m: &Message, f: &Field, ty: Ty, wire: Wire<'_>, depth: usize) -> Result<Value, DecodeError> {
+fn value(
+    m: &Message,
+    f: &Field,
+    ty: Ty,
+    wire: Wire<'_>,
+    depth: usize,
+) -> Result<Value, DecodeError> {
     Ok(match (ty, wire) {
         (Ty::Str, Wire::Bytes(b)) => Value::String(
             std::str::from_utf8(b)
@@ -264,7 +270,9 @@ fn special_json(
         Special::RawJson => {
             let mut r = Reader::new(bytes);
             let mut raw: &[u8] = &[];
-            while let Some((tag, wire)) = r.field().map_err(|e| DecodeError::malformed(m.name, e))? {
+            while let Some((tag, wire)) =
+                r.field().map_err(|e| DecodeError::malformed(m.name, e))?
+            {
                 if let (1, Wire::Bytes(b)) = (tag, wire) {
                     raw = b;
                 }

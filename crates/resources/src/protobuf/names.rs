@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn camel_and_normalize() {
-        assert_eq!(lower_camel("target_cpu_utilization"), "targetCpuUtilization");
+        assert_eq!(
+            lower_camel("target_cpu_utilization"),
+            "targetCpuUtilization"
+        );
         assert_eq!(lower_camel("items"), "items");
         assert_eq!(normalize("pod_ip"), normalize("podIP"));
         assert_eq!(

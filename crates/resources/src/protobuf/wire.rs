@@ -121,7 +121,8 @@ mod tests {
     fn reads_every_wire_type() {
         // 1: varint 300, 2: bytes "hi", 3: fixed64 1, 4: fixed32 2
         let bytes = [
-            0x08, 0xac, 0x02, 0x12, 0x02, b'h', b'i', 0x19, 1, 0, 0, 0, 0, 0, 0, 0, 0x25, 2, 0, 0, 0,
+            0x08, 0xac, 0x02, 0x12, 0x02, b'h', b'i', 0x19, 1, 0, 0, 0, 0, 0, 0, 0, 0x25, 2, 0, 0,
+            0,
         ];
         let mut r = Reader::new(&bytes);
         assert_eq!(r.field(), Ok(Some((1, Wire::Varint(300)))));
@@ -133,11 +134,20 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        assert_eq!(Reader::new(&[0x0a, 5, 1]).field(), Err(WireError::Truncated));
-        assert_eq!(Reader::new(&[0x08, 0x80]).field(), Err(WireError::Truncated));
+        assert_eq!(
+            Reader::new(&[0x0a, 5, 1]).field(),
+            Err(WireError::Truncated)
+        );
+        assert_eq!(
+            Reader::new(&[0x08, 0x80]).field(),
+            Err(WireError::Truncated)
+        );
         assert_eq!(Reader::new(&[0x0b]).field(), Err(WireError::WireType(3)));
         assert_eq!(Reader::new(&[0x00]).field(), Err(WireError::ZeroTag));
-        assert_eq!(Reader::new(&[0x08; 12]).field().ok(), Some(Some((1, Wire::Varint(8)))));
+        assert_eq!(
+            Reader::new(&[0x08; 12]).field().ok(),
+            Some(Some((1, Wire::Varint(8))))
+        );
         assert_eq!(
             Reader::new(&[0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
                 .field(),
