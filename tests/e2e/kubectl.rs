@@ -461,15 +461,33 @@ fn delete_verbs() {
         err.contains("NotFound") && err.contains("\"c2\" not found"),
         "{err}"
     );
-    let out = s.kubectl_stdin(&["delete", "-f", "-"], MULTI_DOC);
+    // Everything in the file but the namespace (whose contents a controller empties).
+    let objects = MULTI_DOC
+        .split("---")
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join("---");
+    let out = s.kubectl_stdin(&["delete", "-f", "-"], &objects);
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success()
-            || String::from_utf8_lossy(&out.stdout).contains("deployment.apps \"web\" deleted")
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("deployment.apps \"web\" deleted")
+            && text.contains("service \"web\" deleted"),
+        "{text}"
     );
     assert!(s
-        .ok(&["get", "deploy", "-n", "shop", "-o", "name"])
+        .ok(&["get", "deploy,svc,cm", "-n", "shop", "-o", "name"])
         .trim()
         .is_empty());
+    // A namespace being deleted is Terminating and takes no new objects.
+    s.ok(&["delete", "namespace", "shop", "--wait=false"]);
+    assert!(s.ok(&["get", "ns", "shop"]).contains("Terminating"));
+    let err = s.fails(&["create", "cm", "late", "-n", "shop", "--from-literal=a=b"]);
+    assert!(err.contains("because it is being terminated"), "{err}");
     for i in 0..3 {
         s.ok(&["create", "cm", &format!("d{i}"), "--from-literal=a=b"]);
     }

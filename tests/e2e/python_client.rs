@@ -7,7 +7,10 @@ use common::Server;
 #[test]
 fn python_client_lists_and_watches() {
     let s = Server::start();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/python/client_check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/e2e/python/client_check.py"
+    );
     let out = std::process::Command::new("python3")
         .arg(script)
         .arg(s.kubeconfig())

@@ -171,7 +171,7 @@ impl ServiceAllocator {
                         error_type: ErrorType::Internal,
                         field: "spec.clusterIPs".into(),
                         bad_value: None,
-                        detail: format!("failed to allocate a serviceIP: range is full"),
+                        detail: "failed to allocate a serviceIP: range is full".into(),
                     }),
                 }
             } else if ip != "None" && old_ip.as_deref() != Some(ip.as_str()) {

@@ -28,6 +28,11 @@ fn scope(rest: &Rest, group: &str, resource: &str, ns: Option<&str>) -> Result<S
 }
 
 async fn ensure(rest: &Rest, scope: &Scope, obj: Value) -> Result<(), ApiError> {
+    match rest.get(scope, crate::object::name(&obj)).await {
+        Ok(_) => return Ok(()),
+        Err(ApiError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
     match rest.create(scope, obj, &WriteOptions::default()).await {
         Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
         Err(e) => Err(e),

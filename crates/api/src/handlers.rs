@@ -310,7 +310,10 @@ async fn read_limited(body: Body) -> Result<Bytes, ApiError> {
 
 fn decode_bytes(ct: &str, bytes: &Bytes) -> Result<(Value, Vec<u8>), ApiError> {
     match ct {
-        "application/yaml" | "application/apply-patch+yaml" | "text/yaml" | "application/x-yaml" => {
+        "application/yaml"
+        | "application/apply-patch+yaml"
+        | "text/yaml"
+        | "application/x-yaml" => {
             let v: Value = serde_yaml::from_slice(bytes)
                 .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
             let raw = serde_json::to_vec(&v).map_err(ApiError::internal)?;
@@ -322,9 +325,12 @@ fn decode_bytes(ct: &str, bytes: &Bytes) -> Result<(Value, Vec<u8>), ApiError> {
             };
             Ok((v, raw))
         }
-        "application/vnd.kubernetes.protobuf" => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml"
-        ))),
+        "application/vnd.kubernetes.protobuf" => {
+            let v = resources::protobuf::decode(bytes)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding protobuf: {e}")))?;
+            let raw = serde_json::to_vec(&v).map_err(ApiError::internal)?;
+            Ok((v, raw))
+        }
         _ => {
             let v: Value = serde_json::from_slice(bytes).map_err(|e| {
                 ApiError::BadRequest(format!(
@@ -551,7 +557,6 @@ async fn serve_resource(
                             Ok(n)
                         })
                         .await?;
-                    json_response(StatusCode::OK, &out);
                     out
                 }
                 _ => {
@@ -571,9 +576,9 @@ async fn serve_resource(
             let opts = write_options(&query)?;
             let (patch_body, _, ct) = read_body(headers, body).await?;
             let kind = patch::PatchType::from_content_type(&ct).ok_or_else(|| {
-                ApiError::UnsupportedMediaType(format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json"
-                ))
+                ApiError::UnsupportedMediaType(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".into(),
+                )
             })?;
             if kind == patch::PatchType::Apply {
                 return Err(ApiError::UnsupportedMediaType(

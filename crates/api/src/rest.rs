@@ -341,35 +341,24 @@ impl Rest {
             }
         }
         if let Some(name) = opts.field_selector.pinned_name() {
-            // A list pinned to one name is a get (kubectl's informers do this).
-            if start_after.is_none() {
-                let (kv, rev) = match at_revision {
-                    None => self
-                        .storage
-                        .get(&scope.key(name))
-                        .await
-                        .map_err(ApiError::from)?,
-                    Some(_) => (None, 0),
-                };
-                if at_revision.is_none() {
-                    let mut items = Vec::new();
-                    if let Some(kv) = kv {
-                        let o = Self::decode(&kv)?;
-                        if scope.namespace.is_some() || !scope.rt.namespaced {
-                            if self.matches(&o, opts) {
-                                items.push(o);
-                            }
-                        }
-                    }
-                    if scope.namespace.is_some() || !scope.rt.namespaced {
-                        return Ok(ListResult {
-                            items,
-                            resource_version: rev,
-                            continue_token: None,
-                            remaining: None,
-                        });
+            // A list pinned to one name in one namespace is a get (kubectl's
+            // informers ask this way).
+            let single = scope.namespace.is_some() || !scope.rt.namespaced;
+            if single && start_after.is_none() && at_revision.is_none() {
+                let (kv, rev) = self.storage.get(&scope.key(name)).await?;
+                let mut items = Vec::new();
+                if let Some(kv) = kv {
+                    let o = Self::decode(&kv)?;
+                    if self.matches(&o, opts) {
+                        items.push(o);
                     }
                 }
+                return Ok(ListResult {
+                    items,
+                    resource_version: rev,
+                    continue_token: None,
+                    remaining: None,
+                });
             }
         }
         let filtering = !opts.label_selector.is_empty() || !opts.field_selector.is_empty();
@@ -496,11 +485,16 @@ impl Rest {
             if new == old || opts.dry_run {
                 return Ok(new);
             }
-            let finalized = new.pointer("/metadata/deletionTimestamp").is_some()
-                && new
-                    .pointer("/metadata/finalizers")
+            let empty = |p: &str| {
+                new.pointer(p)
                     .and_then(Value::as_array)
-                    .is_none_or(|f| f.is_empty());
+                    .is_none_or(|f| f.is_empty())
+            };
+            // A deleting object goes once its finalizers are gone (for a
+            // namespace, also the `spec.finalizers` its controller clears).
+            let finalized = new.pointer("/metadata/deletionTimestamp").is_some()
+                && empty("/metadata/finalizers")
+                && (!(rt.group.is_empty() && rt.kind == "Namespace") || empty("/spec/finalizers"));
             let result = if finalized {
                 self.storage
                     .delete(&scope.key(name), Some(kv.mod_revision))

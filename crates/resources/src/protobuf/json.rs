@@ -167,10 +167,11 @@ fn map_entry(
     let mut r = Reader::new(entry);
     while let Some((tag, wire)) = r.field().map_err(|e| DecodeError::malformed(m.name, e))? {
         match tag {
-            1 => match value(m, f, Ty::Str, wire, depth)? {
-                Value::String(s) => key = s,
-                _ => unreachable!("a Str value is a JSON string"),
-            },
+            1 => {
+                if let Value::String(s) = value(m, f, Ty::Str, wire, depth)? {
+                    key = s;
+                }
+            }
             2 => val = Some(value(m, f, f.ty, wire, depth)?),
             _ => {}
         }

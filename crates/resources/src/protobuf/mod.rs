@@ -102,8 +102,9 @@ pub fn decode(body: &[u8]) -> Result<Value, DecodeError> {
 /// Decodes a bare message of a known type, named as the OpenAPI definitions
 /// name it (`io.k8s.api.core.v1.ConfigMap`).
 pub fn decode_message(type_name: &str, bytes: &[u8]) -> Result<Value, DecodeError> {
-    let index =
-        schema::index_of(type_name).ok_or_else(|| DecodeError::UnknownType(type_name.into()))?;
+    let index = schema::index_of(type_name)
+        .or_else(|| schema::index_of_ignore_case(type_name))
+        .ok_or_else(|| DecodeError::UnknownType(type_name.into()))?;
     json::message_json(index, bytes, 0)
 }
 

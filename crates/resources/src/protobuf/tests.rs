@@ -60,10 +60,11 @@ fn meta(name: &str, namespace: &str, labels: &[(&str, &str)]) -> Option<meta::Ob
     })
 }
 
-fn testdata(name: &str) -> Vec<u8> {
-    let path = format!("{}/src/protobuf/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-    // Test-only file read of a committed fixture.
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+/// A body kubectl sent, kept under `testdata/`.
+macro_rules! testdata {
+    ($name:literal) => {
+        include_bytes!(concat!("testdata/", $name)).as_slice()
+    };
 }
 
 #[test]
@@ -324,7 +325,10 @@ fn delete_options_in_any_group() {
                "gracePeriodSeconds": 0, "propagationPolicy": "Foreground", "dryRun": ["All"]})
     };
     for api_version in ["meta.k8s.io/v1", "v1", "apps/v1"] {
-        check(&envelope(api_version, "DeleteOptions", &opts), want(api_version));
+        check(
+            &envelope(api_version, "DeleteOptions", &opts),
+            want(api_version),
+        );
     }
 }
 
@@ -381,6 +385,39 @@ fn times_durations_and_raw_extensions() {
 }
 
 #[test]
+fn crd_schema_special_forms() {
+    use k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    let props = apiext::JsonSchemaProps {
+        r#type: s("object"),
+        x_kubernetes_preserve_unknown_fields: Some(true),
+        additional_properties: Some(Box::new(apiext::JsonSchemaPropsOrBool {
+            allows: Some(false),
+            schema: None,
+        })),
+        items: Some(Box::new(apiext::JsonSchemaPropsOrArray {
+            schema: Some(Box::new(apiext::JsonSchemaProps {
+                r#type: s("string"),
+                ..Default::default()
+            })),
+            j_son_schemas: vec![],
+        })),
+        default: Some(apiext::Json {
+            raw: Some(br#"{"a":1}"#.to_vec()),
+        }),
+        ..Default::default()
+    };
+    assert_eq!(
+        decode_message(
+            "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSONSchemaProps",
+            &props.encode_to_vec()
+        )
+        .unwrap(),
+        json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+               "additionalProperties": false, "items": {"type": "string"}, "default": {"a": 1}})
+    );
+}
+
+#[test]
 fn names_come_from_go_tags_not_prost() {
     let status = core::PodStatus {
         pod_ip: s("10.42.0.5"),
@@ -423,7 +460,11 @@ fn unknown_fields_are_skipped_and_empty_messages_are_objects() {
 fn errors_are_reported() {
     assert!(matches!(decode(b"{}"), Err(DecodeError::MissingMagic)));
     assert!(matches!(
-        decode(&envelope("example.com/v1", "Widget", &core::ConfigMap::default())),
+        decode(&envelope(
+            "example.com/v1",
+            "Widget",
+            &core::ConfigMap::default()
+        )),
         Err(DecodeError::UnknownKind { .. })
     ));
     assert!(matches!(
@@ -456,7 +497,7 @@ fn errors_are_reported() {
 #[test]
 fn kubectl_create_configmap() {
     check(
-        &testdata("create-configmap.pb"),
+        testdata!("create-configmap.pb"),
         json!({"apiVersion": "v1", "kind": "ConfigMap",
                "metadata": {"name": "x", "namespace": "default"}, "data": {"a": "b"}}),
     );
@@ -465,7 +506,7 @@ fn kubectl_create_configmap() {
 #[test]
 fn kubectl_create_secret_generic() {
     check(
-        &testdata("create-secret-generic.pb"),
+        testdata!("create-secret-generic.pb"),
         json!({"apiVersion": "v1", "kind": "Secret",
                "metadata": {"name": "s", "namespace": "default"}, "data": {"p": "cQ=="}}),
     );
@@ -474,7 +515,7 @@ fn kubectl_create_secret_generic() {
 #[test]
 fn kubectl_create_namespace() {
     check(
-        &testdata("create-namespace.pb"),
+        testdata!("create-namespace.pb"),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"},
                "spec": {}, "status": {}}),
     );
@@ -483,7 +524,7 @@ fn kubectl_create_namespace() {
 #[test]
 fn kubectl_create_service_clusterip() {
     check(
-        &testdata("create-service-clusterip.pb"),
+        testdata!("create-service-clusterip.pb"),
         json!({"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "s", "namespace": "default", "labels": {"app": "s"}},
             "spec": {
@@ -498,7 +539,7 @@ fn kubectl_create_service_clusterip() {
 #[test]
 fn kubectl_create_deployment() {
     check(
-        &testdata("create-deployment.pb"),
+        testdata!("create-deployment.pb"),
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "d", "namespace": "default", "labels": {"app": "d"}},
             "spec": {
@@ -517,7 +558,7 @@ fn kubectl_create_deployment() {
 #[test]
 fn kubectl_auth_can_i() {
     check(
-        &testdata("auth-can-i.pb"),
+        testdata!("auth-can-i.pb"),
         json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
             "metadata": {},
             "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}},
@@ -528,20 +569,20 @@ fn kubectl_auth_can_i() {
 #[test]
 fn kubectl_drain_delete_options() {
     check(
-        &testdata("drain-delete-pod.pb"),
+        testdata!("drain-delete-pod.pb"),
         json!({"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 5}),
     );
 }
 
 #[test]
 fn kubectl_create_job_and_role() {
-    let job = decode(&testdata("create-job.pb")).unwrap();
+    let job = decode(testdata!("create-job.pb")).unwrap();
     assert_eq!(job["kind"], "Job");
     assert_eq!(
         job["spec"]["template"]["spec"]["containers"][0]["command"],
         json!(["echo", "hi"])
     );
-    let role = decode(&testdata("create-role.pb")).unwrap();
+    let role = decode(testdata!("create-role.pb")).unwrap();
     assert_eq!(
         role["rules"],
         json!([{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"]}])
@@ -553,7 +594,11 @@ fn every_table_entry_is_consistent() {
     let all = super::schema::messages();
     assert!(all.windows(2).all(|w| w[0].name < w[1].name));
     for m in all {
-        assert!(m.fields.windows(2).all(|w| w[0].tag < w[1].tag), "{}", m.name);
+        assert!(
+            m.fields.windows(2).all(|w| w[0].tag < w[1].tag),
+            "{}",
+            m.name
+        );
         for f in m.fields {
             if let super::schema::Ty::Msg(i) = f.ty {
                 assert!(usize::from(i) < all.len());

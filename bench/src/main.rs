@@ -1,0 +1,515 @@
+//! `bench`: whole-system benchmarks of `skiff server`.
+//!
+//! Starts the real release binary on a temporary data dir, drives it over
+//! HTTPS with the admin client certificate, and prints each figure beside the
+//! floor it is compared with (raw SQLite on the same disk), measured in the
+//! same run. Figures are printed, never asserted.
+
+mod client;
+mod create;
+mod durability;
+mod floor;
+mod list;
+mod objects;
+mod server;
+mod stats;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+
+use server::Server;
+use stats::{mib, ms, rate, Row};
+
+#[derive(Parser)]
+#[command(about = "Whole-system benchmarks of skiff server")]
+struct Args {
+    /// The skiff binary (default: $CARGO_TARGET_DIR/release/skiff).
+    #[arg(long, env = "SKIFF_BIN")]
+    skiff: Option<PathBuf>,
+    /// Where data dirs and floor databases go (same filesystem for both).
+    #[arg(long, env = "BENCH_DIR", default_value = "/var/tmp")]
+    work_dir: PathBuf,
+    /// Phases to run, comma-separated: create,list,watch,durability.
+    #[arg(
+        long,
+        env = "BENCH_PHASES",
+        default_value = "create,list,watch,durability"
+    )]
+    phases: String,
+    /// Duration of the create-rate run.
+    #[arg(long, env = "BENCH_SECONDS", default_value_t = 20)]
+    seconds: u64,
+    /// Concurrent clients of the create-rate run.
+    #[arg(long, env = "BENCH_CLIENTS", default_value_t = 32)]
+    clients: usize,
+    /// Duration of each SQLite floor measurement.
+    #[arg(long, env = "BENCH_FLOOR_SECONDS", default_value_t = 3)]
+    floor_seconds: u64,
+    /// Pods stored for the LIST and memory figures.
+    #[arg(long, env = "BENCH_PODS", default_value_t = 10_000)]
+    pods: usize,
+    /// Namespaces the pods are spread over.
+    #[arg(long, env = "BENCH_NAMESPACES", default_value_t = 10)]
+    namespaces: usize,
+    /// Timed rounds of each LIST form.
+    #[arg(long, env = "BENCH_LIST_RUNS", default_value_t = 10)]
+    list_runs: usize,
+    /// Concurrent watchers in the fan-out run.
+    #[arg(long, env = "BENCH_WATCHERS", default_value_t = 500)]
+    watchers: usize,
+    /// Writes observed by the watchers.
+    #[arg(long, env = "BENCH_WATCH_WRITES", default_value_t = 20)]
+    watch_writes: usize,
+    /// Clients creating objects while the server is killed.
+    #[arg(long, env = "BENCH_DURABILITY_CLIENTS", default_value_t = 8)]
+    durability_clients: usize,
+    /// Seconds of load before the kill.
+    #[arg(long, env = "BENCH_DURABILITY_SECONDS", default_value_t = 3)]
+    durability_seconds: u64,
+    /// Keep the data dirs (and server logs) after the run.
+    #[arg(long, env = "BENCH_KEEP")]
+    keep: bool,
+}
+
+impl Args {
+    fn wants(&self, phase: &str) -> bool {
+        self.phases.split(',').any(|p| p.trim() == phase)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let bin = match &args.skiff {
+        Some(b) => b.clone(),
+        None => {
+            PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+                .join("release/skiff")
+        }
+    };
+    if !bin.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p skiff`",
+            bin.display()
+        );
+    }
+    let work = tempfile::Builder::new()
+        .prefix("skiff-bench-")
+        .tempdir_in(&args.work_dir)?;
+    let cpus = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1);
+    eprintln!(
+        "skiff bench: binary {}, data under {}, {cpus} CPUs (client and server share them)",
+        bin.display(),
+        work.path().display()
+    );
+
+    let mut rows = Vec::new();
+    let mut problems = Vec::new();
+    // A failed phase is reported in the table and the others still run.
+    if args.wants("create") {
+        let r = create_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+        failed("create", r, &mut rows);
+    }
+    if args.wants("list") || args.wants("watch") {
+        let r = list_watch_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+        failed("list", r, &mut rows);
+    }
+    if args.wants("durability") {
+        let r = durability_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+        failed("durability", r, &mut rows);
+    }
+
+    stats::print_table(&rows);
+    if !problems.is_empty() {
+        println!(
+            "\nserver log WARN/ERROR lines ({}; first 20):",
+            problems.len()
+        );
+        for p in problems.iter().take(20) {
+            println!("  {p}");
+        }
+    }
+    if args.keep {
+        let kept = work.keep();
+        println!("\ndata dirs kept under {}", kept.display());
+    }
+    Ok(())
+}
+
+fn row(
+    phase: &'static str,
+    figure: impl Into<String>,
+    value: impl Into<String>,
+    context: impl Into<String>,
+) -> Row {
+    Row {
+        phase,
+        figure: figure.into(),
+        value: value.into(),
+        context: context.into(),
+    }
+}
+
+async fn create_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!(
+        "\n== floor: raw SQLite durable inserts (WAL, synchronous=FULL) in {}",
+        work.display()
+    );
+    let secs = Duration::from_secs(args.floor_seconds);
+    let mut floors = Vec::new();
+    for batch in [1usize, 10, 100] {
+        let dir = work.to_path_buf();
+        let r =
+            tokio::task::spawn_blocking(move || floor::insert_rate(&dir, batch, secs)).await??;
+        eprintln!("  {batch} row(s) per transaction: {r:.0} rows/s");
+        floors.push(r);
+    }
+
+    eprintln!(
+        "\n== create rate: {} clients POSTing 1 KiB ConfigMaps for {} s",
+        args.clients, args.seconds
+    );
+    let (mut server, ready) = Server::start(bin, &work.join("create")).await?;
+    eprintln!("  server ready in {} (pid {:?})", ms(ready), server.pid());
+    let (server_cpu0, bench_cpu0) = (server.cpu()?, server::cpu_of("/proc/self/stat")?);
+    let r = create::run(&server, args.clients, Duration::from_secs(args.seconds)).await?;
+    let server_cpu = server.cpu()? - server_cpu0;
+    let bench_cpu = server::cpu_of("/proc/self/stat")? - bench_cpu0;
+    let rss = server.rss_kib().unwrap_or(0);
+    rows.push(row(
+        "create",
+        format!("ConfigMap creates/s ({} clients)", args.clients),
+        rate(r.rate()),
+        format!(
+            "target >= 3000/s; {:.2}x / {:.2}x the SQLite batch-10 / batch-100 floors; ref kube-apiserver 1423/s",
+            r.rate() / floors[1],
+            r.rate() / floors[2]
+        ),
+    ));
+    rows.push(row(
+        "create",
+        "  server CPU per create",
+        format!(
+            "{:.0} us",
+            server_cpu.as_secs_f64() * 1e6 / r.created.max(1) as f64
+        ),
+        format!(
+            "server {:.1} CPU-s, bench client {:.1} CPU-s over {:.1} s (they share the CPUs)",
+            server_cpu.as_secs_f64(),
+            bench_cpu.as_secs_f64(),
+            r.elapsed.as_secs_f64()
+        ),
+    ));
+    rows.push(row(
+        "create",
+        "  latency p50 / p99 / max",
+        format!(
+            "{} / {} / {}",
+            ms(r.latencies.pct(50.0)),
+            ms(r.latencies.pct(99.0)),
+            ms(r.latencies.max())
+        ),
+        "target p99 < 50 ms; ref kube-apiserver p99 60 ms",
+    ));
+    rows.push(row(
+        "create",
+        "  floor: SQLite 1 row per txn",
+        rate(floors[0]),
+        "same disk, same run (ref 5300/s)",
+    ));
+    rows.push(row(
+        "create",
+        "  floor: SQLite 10 / 100 rows per txn",
+        format!("{} / {}", rate(floors[1]), rate(floors[2])),
+        "rows/s (ref 35000 / 88000)",
+    ));
+    let errors: u64 = r.errors.values().sum();
+    rows.push(row(
+        "create",
+        "  failed creates",
+        errors.to_string(),
+        summarize(&r.errors),
+    ));
+    let size = |f: &str| {
+        std::fs::metadata(work.join("create/server/db").join(f))
+            .map(|m| m.len() / 1024)
+            .unwrap_or(0)
+    };
+    rows.push(row(
+        "create",
+        "  server RSS after the run",
+        mib(rss),
+        format!(
+            "{} objects stored; state.db {}, WAL {}",
+            r.created,
+            mib(size("state.db")),
+            mib(size("state.db-wal"))
+        ),
+    ));
+    rows.push(row(
+        "server",
+        "start to ready (empty data dir)",
+        ms(ready),
+        "",
+    ));
+    server.stop();
+    problems.extend(
+        server
+            .log_problems()
+            .into_iter()
+            .map(|l| format!("[create] {l}")),
+    );
+    Ok(())
+}
+
+async fn list_watch_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!(
+        "\n== memory and LIST: {} pods over {} namespaces",
+        args.pods, args.namespaces
+    );
+    let (mut server, _) = Server::start(bin, &work.join("list")).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle = server.rss_kib()?;
+    eprintln!("  idle RSS {}", mib(idle));
+    rows.push(row(
+        "memory",
+        "server RSS idle after start",
+        mib(idle),
+        "ref kube-apiserver + etcd 331 MiB",
+    ));
+
+    if args.wants("list") {
+        let p = list::populate(&server, args.namespaces, args.pods, args.clients).await?;
+        let created = p.created;
+        let stored = server.rss_kib()?;
+        eprintln!(
+            "  {} pods in {:.1} s; RSS {}",
+            p.created,
+            p.elapsed.as_secs_f64(),
+            mib(stored)
+        );
+        rows.push(row(
+            "list",
+            format!(
+                "pod creates/s ({} clients, {} pods)",
+                args.clients, args.pods
+            ),
+            rate(p.created as f64 / p.elapsed.as_secs_f64()),
+            format!(
+                "p50 {} p99 {}; {} failed {}",
+                ms(p.latencies.pct(50.0)),
+                ms(p.latencies.pct(99.0)),
+                p.errors.values().sum::<u64>(),
+                summarize(&p.errors)
+            ),
+        ));
+        rows.push(row(
+            "memory",
+            format!("server RSS with {created} pods"),
+            mib(stored),
+            format!(
+                "+{} over idle; ref kube-apiserver + etcd 638 MiB",
+                mib(stored.saturating_sub(idle))
+            ),
+        ));
+
+        eprintln!(
+            "\n== LIST /api/v1/pods, {} runs of each form",
+            args.list_runs
+        );
+        let l = list::lists(&server, created, args.list_runs).await?;
+        let after = server.rss_kib()?;
+        let dir = work.to_path_buf();
+        let (items, runs) = (l.items.clone(), args.list_runs);
+        let fl =
+            tokio::task::spawn_blocking(move || floor::list_floor(&dir, &items, runs)).await??;
+        let avg = l.items.iter().map(Vec::len).sum::<usize>() / l.items.len().max(1);
+        rows.push(row(
+            "list",
+            format!(
+                "unpaged JSON p50 / p99 ({:.1} MiB)",
+                l.unpaged_bytes as f64 / 1048576.0
+            ),
+            format!("{} / {}", ms(l.unpaged.pct(50.0)), ms(l.unpaged.pct(99.0))),
+            format!("target < 150 ms; ref kube-apiserver 920 ms; pods avg {avg} B as stored"),
+        ));
+        rows.push(row(
+            "list",
+            "  floor: SQLite read + concat same rows",
+            format!("{} / {}", ms(fl.pct(50.0)), ms(fl.pct(99.0))),
+            "p50 / p99, same disk, same run",
+        ));
+        rows.push(row(
+            "list",
+            format!("paged walk limit=500 ({} pages) p50 / p99", l.pages),
+            format!("{} / {}", ms(l.paged.pct(50.0)), ms(l.paged.pct(99.0))),
+            "whole walk, client parses each page for its continue token",
+        ));
+        rows.push(row(
+            "list",
+            format!(
+                "unpaged Table p50 / p99 ({:.1} MiB)",
+                l.table_bytes as f64 / 1048576.0
+            ),
+            format!("{} / {}", ms(l.table.pct(50.0)), ms(l.table.pct(99.0))),
+            "what `kubectl get pods -A` asks for",
+        ));
+        rows.push(row("memory", "server RSS after the LISTs", mib(after), ""));
+    }
+
+    if args.wants("watch") {
+        eprintln!(
+            "\n== watch fan-out: 1 watcher (floor), then {}",
+            args.watchers
+        );
+        let one = watch::run(&server, 1, args.watch_writes, "one").await?;
+        let many = watch::run(&server, args.watchers, args.watch_writes, "many").await?;
+        let rss = server.rss_kib()?;
+        rows.push(row(
+            "watch",
+            format!("{} watchers: all saw it p50 / p99", many.watchers),
+            format!(
+                "{} / {}",
+                ms(many.all_saw.pct(50.0)),
+                ms(many.all_saw.pct(99.0))
+            ),
+            format!(
+                "target p99 < 100 ms; {} writes; {} (write, watcher) pairs missed",
+                many.all_saw.len(),
+                many.missed
+            ),
+        ));
+        rows.push(row(
+            "watch",
+            "  per-watcher latency p50 / p99",
+            format!(
+                "{} / {}",
+                ms(many.per_watcher.pct(50.0)),
+                ms(many.per_watcher.pct(99.0))
+            ),
+            format!("from POST sent; watchers set up in {}", ms(many.setup)),
+        ));
+        rows.push(row(
+            "watch",
+            "  floor: 1 watcher latency p50 / p99",
+            format!(
+                "{} / {}",
+                ms(one.per_watcher.pct(50.0)),
+                ms(one.per_watcher.pct(99.0))
+            ),
+            format!("write ack alone p50 {}", ms(one.write_ack.pct(50.0))),
+        ));
+        rows.push(row(
+            "watch",
+            format!("  write ack p50 / p99 with {} watchers", many.watchers),
+            format!(
+                "{} / {}",
+                ms(many.write_ack.pct(50.0)),
+                ms(many.write_ack.pct(99.0))
+            ),
+            "",
+        ));
+        rows.push(row(
+            "memory",
+            format!("server RSS with {} watchers", many.watchers),
+            mib(rss),
+            "",
+        ));
+    }
+    server.stop();
+    problems.extend(
+        server
+            .log_problems()
+            .into_iter()
+            .map(|l| format!("[list/watch] {l}")),
+    );
+    Ok(())
+}
+
+async fn durability_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!(
+        "\n== durability: {} clients creating, kill -9 after {} s, start again",
+        args.durability_clients, args.durability_seconds
+    );
+    let (mut server, _) = Server::start(bin, &work.join("durability")).await?;
+    let d = durability::run(
+        &mut server,
+        args.durability_clients,
+        Duration::from_secs(args.durability_seconds),
+    )
+    .await?;
+    rows.push(row(
+        "durability",
+        "acknowledged / present / lost",
+        format!("{} / {} / {}", d.acknowledged, d.present, d.lost.len()),
+        format!(
+            "{} attempted; {} unacknowledged but committed (allowed){}",
+            d.attempted,
+            d.unacknowledged_present,
+            if d.lost.is_empty() {
+                String::new()
+            } else {
+                format!("; LOST e.g. {:?}", &d.lost[..d.lost.len().min(5)])
+            }
+        ),
+    ));
+    rows.push(row(
+        "server",
+        "restart to ready after kill -9",
+        ms(d.restart),
+        "",
+    ));
+    server.stop();
+    problems.extend(
+        server
+            .log_problems()
+            .into_iter()
+            .map(|l| format!("[durability] {l}")),
+    );
+    Ok(())
+}
+
+fn failed(phase: &'static str, result: Result<()>, rows: &mut Vec<Row>) {
+    if let Err(e) = result {
+        let first = format!("{e:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        eprintln!("  ! phase {phase} failed: {e:#}");
+        rows.push(row(phase, "PHASE FAILED", "-", first));
+    }
+}
+
+fn summarize(errors: &std::collections::BTreeMap<String, u64>) -> String {
+    errors
+        .iter()
+        .take(3)
+        .map(|(k, v)| format!("{v}x {k}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
