@@ -396,3 +396,76 @@ fn discovery_documents() {
         "{explain}"
     );
 }
+
+#[test]
+fn events_expire_after_their_ttl() {
+    let s = Server::start_with(&["--event-ttl", "2"]);
+    let ev = |name: &str, last: &str| {
+        json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": name},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+            "reason": "Test", "message": "m", "type": "Normal", "count": 1,
+            "firstTimestamp": last, "lastTimestamp": last})
+        .to_string()
+        .into_bytes()
+    };
+    let evs = "/api/v1/namespaces/default/events";
+    assert_eq!(
+        s.curl(
+            "POST",
+            evs,
+            "application/json",
+            &ev("old", "2020-01-01T00:00:00Z")
+        )
+        .0,
+        201
+    );
+    common::eventually(std::time::Duration::from_secs(15), || {
+        (s.curl("GET", &format!("{evs}/old"), "application/json", b"")
+            .0
+            == 404)
+            .then_some(())
+    });
+}
+
+#[test]
+fn watch_from_compacted_revision_is_gone() {
+    let s = Server::start_with(&["--compaction-interval", "1"]);
+    assert_eq!(s.curl("POST", CMS, "application/json", &cm("c1")).0, 201);
+    let rv = s.raw_json(CMS)["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 2..5 {
+        assert_eq!(
+            s.curl("POST", CMS, "application/json", &cm(&format!("c{i}")))
+                .0,
+            201
+        );
+    }
+    // Compaction keeps one interval of history: after two intervals the old
+    // revision is gone, and a watch from it gets a 410 Expired event.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let (code, body) = s.curl(
+        "GET",
+        &format!("{CMS}?watch=true&resourceVersion={rv}&timeoutSeconds=1"),
+        "application/json",
+        b"",
+    );
+    assert_eq!(code, 200, "{body}");
+    let first = parse(body.lines().next().unwrap());
+    assert_eq!(first["type"], "ERROR", "{body}");
+    assert_eq!(first["object"]["code"], 410);
+    assert!(first["object"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too old resource version"));
+    // A list at that exact revision is 410 too; the current state is intact.
+    let (code, _) = s.curl(
+        "GET",
+        &format!("{CMS}?resourceVersion={rv}&resourceVersionMatch=Exact"),
+        "application/json",
+        b"",
+    );
+    assert_eq!(code, 410);
+    assert_eq!(s.raw_json(CMS)["items"].as_array().unwrap().len(), 4);
+}
