@@ -71,8 +71,13 @@ impl Server {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
+                let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                let error = log
+                    .lines()
+                    .find(|l| l.starts_with("Error:"))
+                    .unwrap_or("(no Error: line)");
                 bail!(
-                    "skiff server exited early ({status}); log:\n{}",
+                    "skiff server exited early ({status}): {error}\nlog:\n{}",
                     self.log_tail(30)
                 );
             }
