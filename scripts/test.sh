@@ -5,6 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/skiff/target}
 
+need=()
+command -v curl >/dev/null || need+=(curl)
+command -v python3 >/dev/null || need+=(python3 python3-pip)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 if ! command -v kubectl >/dev/null; then
   echo "kubectl is required for the end-to-end tests" >&2
   exit 1
@@ -13,5 +19,11 @@ if ! python3 -c 'import kubernetes' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check kubernetes
 fi
 
-cargo build -p skiff
-cargo test --workspace -- --test-threads=4
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads=4 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

@@ -469,3 +469,39 @@ fn watch_from_compacted_revision_is_gone() {
     assert_eq!(code, 410);
     assert_eq!(s.raw_json(CMS)["items"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn watch_initial_events_and_bookmarks() {
+    let s = Server::start();
+    assert_eq!(s.curl("POST", CMS, "application/json", &cm("w1")).0, 201);
+    let (code, body) = s.curl(
+        "GET",
+        &format!("{CMS}?watch=true&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1"),
+        "application/json",
+        b"",
+    );
+    assert_eq!(code, 200, "{body}");
+    let events: Vec<Value> = body.lines().map(parse).collect();
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "w1");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+}
+
+#[test]
+fn field_validation_warn_and_ignore() {
+    let s = Server::start();
+    let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"f1"},"data":{"a":"b"},"bogus":1}"#;
+    let (code, resp) = s.curl("POST", &format!("{CMS}?fieldValidation=Strict"), "application/json", body);
+    assert_eq!(code, 400, "{resp}");
+    assert!(resp.contains("strict decoding error: unknown field \\\"bogus\\\""), "{resp}");
+    let dup = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"f2","name":"f2"}}"#;
+    let (code, resp) = s.curl("POST", &format!("{CMS}?fieldValidation=Strict"), "application/json", dup);
+    assert_eq!(code, 400, "{resp}");
+    assert!(resp.contains("duplicate field"), "{resp}");
+    let (code, _) = s.curl("POST", &format!("{CMS}?fieldValidation=Ignore"), "application/json", body);
+    assert_eq!(code, 201);
+    let out = s.kubectl_stdin(&["create", "--validate=warn", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: f3}\nbogus: 1\n");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field \"bogus\""), "{}", String::from_utf8_lossy(&out.stderr));
+}

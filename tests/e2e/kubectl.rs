@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{eventually, Server};
+use common::Server;
 
 const MULTI_DOC: &str = r#"
 apiVersion: v1
