@@ -485,23 +485,93 @@ fn watch_initial_events_and_bookmarks() {
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[0]["object"]["metadata"]["name"], "w1");
     assert_eq!(events[1]["type"], "BOOKMARK");
-    assert_eq!(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+    assert_eq!(
+        events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
 }
 
 #[test]
 fn field_validation_warn_and_ignore() {
     let s = Server::start();
     let body = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"f1"},"data":{"a":"b"},"bogus":1}"#;
-    let (code, resp) = s.curl("POST", &format!("{CMS}?fieldValidation=Strict"), "application/json", body);
+    let (code, resp) = s.curl(
+        "POST",
+        &format!("{CMS}?fieldValidation=Strict"),
+        "application/json",
+        body,
+    );
     assert_eq!(code, 400, "{resp}");
-    assert!(resp.contains("strict decoding error: unknown field \\\"bogus\\\""), "{resp}");
+    assert!(
+        resp.contains("strict decoding error: unknown field \\\"bogus\\\""),
+        "{resp}"
+    );
     let dup = br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"f2","name":"f2"}}"#;
-    let (code, resp) = s.curl("POST", &format!("{CMS}?fieldValidation=Strict"), "application/json", dup);
+    let (code, resp) = s.curl(
+        "POST",
+        &format!("{CMS}?fieldValidation=Strict"),
+        "application/json",
+        dup,
+    );
     assert_eq!(code, 400, "{resp}");
     assert!(resp.contains("duplicate field"), "{resp}");
-    let (code, _) = s.curl("POST", &format!("{CMS}?fieldValidation=Ignore"), "application/json", body);
+    let (code, _) = s.curl(
+        "POST",
+        &format!("{CMS}?fieldValidation=Ignore"),
+        "application/json",
+        body,
+    );
     assert_eq!(code, 201);
-    let out = s.kubectl_stdin(&["create", "--validate=warn", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: f3}\nbogus: 1\n");
+    let out = s.kubectl_stdin(
+        &["create", "--validate=warn", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: f3}\nbogus: 1\n",
+    );
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field \"bogus\""), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown field \"bogus\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn versions_that_share_storage_convert() {
+    let s = Server::start();
+    let hpa = json!({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 5, "targetCPUUtilizationPercentage": 60}});
+    let (code, body) = s.curl(
+        "POST",
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers",
+        "application/json",
+        hpa.to_string().as_bytes(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let v2 = s.raw_json("/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/web");
+    assert_eq!(v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    let v1 = s.raw_json("/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/web");
+    assert_eq!(v1["spec"]["targetCPUUtilizationPercentage"], 60);
+    assert!(v1["spec"].get("metrics").is_none());
+
+    let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "me", "reportingInstance": "me-1",
+        "action": "Test", "reason": "Testing", "note": "hello", "type": "Normal",
+        "regarding": {"kind": "Pod", "name": "p1", "namespace": "default"}});
+    let (code, body) = s.curl(
+        "POST",
+        "/apis/events.k8s.io/v1/namespaces/default/events",
+        "application/json",
+        ev.to_string().as_bytes(),
+    );
+    assert_eq!(code, 201, "{body}");
+    let core = s.raw_json("/api/v1/namespaces/default/events/e1");
+    assert_eq!(core["message"], "hello");
+    assert_eq!(core["involvedObject"]["name"], "p1");
+    let listed = s.raw_json(
+        "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dp1",
+    );
+    assert_eq!(listed["items"][0]["note"], "hello");
 }

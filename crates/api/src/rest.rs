@@ -152,18 +152,32 @@ impl Rest {
         Ok(())
     }
 
-    pub fn decode(kv: &KeyValue) -> Result<Value, ApiError> {
+    /// The stored object in the version `rt` serves, with its resourceVersion.
+    pub fn decode(rt: &ResourceType, kv: &KeyValue) -> Result<Value, ApiError> {
         let mut v: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
         meta_mut(&mut v).insert(
             "resourceVersion".into(),
             Value::String(kv.mod_revision.to_string()),
         );
+        if resources::conversion::storage_version(&rt.group, &rt.kind).is_some() {
+            v = resources::conversion::convert(v, &rt.api_version()).map_err(ApiError::internal)?;
+        }
         Ok(v)
     }
 
-    fn encode(obj: &Value) -> Result<Bytes, ApiError> {
+    /// The object as stored: in its storage version, without resourceVersion.
+    fn encode(rt: &ResourceType, obj: &Value) -> Result<Bytes, ApiError> {
         let mut o = obj.clone();
         meta_mut(&mut o).remove("resourceVersion");
+        if let Some((group, version)) = resources::conversion::storage_version(&rt.group, &rt.kind)
+        {
+            let to = if group.is_empty() {
+                version.to_string()
+            } else {
+                format!("{group}/{version}")
+            };
+            o = resources::conversion::convert(o, &to).map_err(|e| ApiError::BadRequest(e))?;
+        }
         serde_json::to_vec(&o)
             .map(Bytes::from)
             .map_err(ApiError::internal)
@@ -172,7 +186,7 @@ impl Rest {
     pub async fn get(&self, scope: &Scope, name: &str) -> Result<Value, ApiError> {
         let (kv, _) = self.storage.get(&scope.key(name)).await?;
         match kv {
-            Some(kv) => Self::decode(&kv),
+            Some(kv) => Self::decode(&scope.rt, &kv),
             None => Err(scope.not_found(name)),
         }
     }
@@ -265,10 +279,10 @@ impl Rest {
             let name = object::name(&candidate).to_string();
             match self
                 .storage
-                .create(&scope.key(&name), Self::encode(&candidate)?)
+                .create(&scope.key(&name), Self::encode(rt, &candidate)?)
                 .await
             {
-                Ok(kv) => return Self::decode(&kv),
+                Ok(kv) => return Self::decode(rt, &kv),
                 Err(e) => {
                     if let Some(a) = allocation {
                         self.services.release(&a);
@@ -348,7 +362,7 @@ impl Rest {
                 let (kv, rev) = self.storage.get(&scope.key(name)).await?;
                 let mut items = Vec::new();
                 if let Some(kv) = kv {
-                    let o = Self::decode(&kv)?;
+                    let o = Self::decode(&scope.rt, &kv)?;
                     if self.matches(&o, opts) {
                         items.push(o);
                     }
@@ -377,7 +391,7 @@ impl Rest {
             at_revision = Some(page.revision);
             let last_key = page.kvs.last().map(|kv| kv.key.clone());
             for kv in &page.kvs {
-                let o = Self::decode(kv)?;
+                let o = Self::decode(&scope.rt, kv)?;
                 if !filtering || self.matches(&o, opts) {
                     items.push(o);
                 }
@@ -432,7 +446,7 @@ impl Rest {
         let rt = scope.rt.clone();
         loop {
             let kv = self.get_kv(scope, name).await?;
-            let old = Self::decode(&kv)?;
+            let old = Self::decode(&rt, &kv)?;
             let mut new = mutate(&old)?;
             check_type_meta(&rt, &mut new)?;
             if object::name(&new) != name {
@@ -508,10 +522,10 @@ impl Rest {
             } else {
                 match self
                     .storage
-                    .update(&scope.key(name), Self::encode(&new)?, kv.mod_revision)
+                    .update(&scope.key(name), Self::encode(&rt, &new)?, kv.mod_revision)
                     .await
                 {
-                    Ok(kv) => Self::decode(&kv)
+                    Ok(kv) => Self::decode(&rt, &kv)
                         .map_err(|e| store::Error::backend(std::io::Error::other(e.to_string()))),
                     Err(e) => Err(e),
                 }
@@ -544,7 +558,7 @@ impl Rest {
         let rt = scope.rt.clone();
         loop {
             let kv = self.get_kv(scope, name).await?;
-            let obj = Self::decode(&kv)?;
+            let obj = Self::decode(&rt, &kv)?;
             if let Some(uid) = &opts.precondition_uid {
                 let have = meta_str(&obj, "uid").unwrap_or_default();
                 if uid != have {
@@ -622,10 +636,14 @@ impl Rest {
                 }
                 match self
                     .storage
-                    .update(&scope.key(name), Self::encode(&pending)?, kv.mod_revision)
+                    .update(
+                        &scope.key(name),
+                        Self::encode(&rt, &pending)?,
+                        kv.mod_revision,
+                    )
                     .await
                 {
-                    Ok(kv) => return Ok(Deleted::Pending(Self::decode(&kv)?)),
+                    Ok(kv) => return Ok(Deleted::Pending(Self::decode(&rt, &kv)?)),
                     Err(store::Error::Conflict { .. }) => continue,
                     Err(store::Error::NotFound { .. }) => return Err(scope.not_found(name)),
                     Err(e) => return Err(e.into()),
@@ -735,13 +753,14 @@ impl Rest {
         let label = opts.label_selector.clone();
         let field = opts.field_selector.clone();
         let filtering = !label.is_empty() || !field.is_empty();
+        let rt = scope.rt.clone();
         let matches = move |o: &Value| {
             label.matches(o.get("metadata").and_then(|m| m.get("labels"))) && field.matches(o)
         };
         let events = stream.filter_map(move |ev| {
             let out = match ev {
                 Err(e) => Some(Err(ApiError::from(e))),
-                Ok(ev) => translate_event(&ev, filtering, &matches).transpose(),
+                Ok(ev) => translate_event(&rt, &ev, filtering, &matches).transpose(),
             };
             futures::future::ready(out)
         });
@@ -750,11 +769,12 @@ impl Rest {
 }
 
 fn translate_event(
+    rt: &ResourceType,
     ev: &store::Event,
     filtering: bool,
     matches: &impl Fn(&Value) -> bool,
 ) -> Result<Option<WatchEvent>, ApiError> {
-    let cur = Rest::decode(&ev.kv)?;
+    let cur = Rest::decode(rt, &ev.kv)?;
     if !filtering {
         let t = match ev.event_type {
             EventType::Created => "ADDED",
@@ -768,7 +788,7 @@ fn translate_event(
     }
     let now = ev.event_type != EventType::Deleted && matches(&cur);
     let before = match &ev.prev {
-        Some(p) => matches(&Rest::decode(p)?),
+        Some(p) => matches(&Rest::decode(rt, p)?),
         None => false,
     };
     let t = match (before, now, ev.event_type) {

@@ -497,8 +497,9 @@ fn builtin_defs() -> Vec<Def> {
     ]
 }
 
-/// Built-in resource types. Versions of one group share one storage location
-/// (autoscaling v1 and v2 store the same objects).
+/// Built-in resource types. Versions of one resource share one storage
+/// location (autoscaling v1 and v2 store the same objects; events.k8s.io
+/// shares core events); `conversion` maps between them.
 pub fn builtin() -> Vec<ResourceType> {
     builtin_defs()
         .into_iter()
@@ -508,7 +509,11 @@ pub fn builtin() -> Vec<ResourceType> {
                 subresources.push(status_sub(d.group, d.version, d.kind));
             }
             subresources.extend(d.extra.iter().cloned());
-            let storage_group = d.group;
+            // events.k8s.io Events are core Events seen through another version.
+            let storage_group = match (d.group, d.resource) {
+                ("events.k8s.io", "events") => "",
+                (g, _) => g,
+            };
             ResourceType {
                 group: d.group.to_string(),
                 version: d.version.to_string(),

@@ -49,7 +49,11 @@ pub(super) fn v2_to_v1(mut obj: Object) -> Result<Object, String> {
     let mut spec_out = None;
     if let Some(spec) = object_field(&obj, "spec", "")? {
         let mut out = Object::new();
-        copy_same(spec, &mut out, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
+        copy_same(
+            spec,
+            &mut out,
+            &["scaleTargetRef", "minReplicas", "maxReplicas"],
+        );
         let metrics = array_field(spec, "metrics", ".spec")?.unwrap_or_default();
         let mut others = Vec::new();
         let mut target = None;
@@ -121,15 +125,13 @@ pub(super) fn v1_to_v2(mut obj: Object) -> Result<Object, String> {
         let text = metadata.get("annotations")?.get(key)?.as_str()?;
         serde_json::from_str(text).ok()
     };
-    let other_metrics = annotation(METRIC_SPECS_ANNOTATION).and_then(|v| {
-        each(&v, |m| metric_spec_from_v1(as_object(m, "")?, "")).ok()
-    });
+    let other_metrics = annotation(METRIC_SPECS_ANNOTATION)
+        .and_then(|v| each(&v, |m| metric_spec_from_v1(as_object(m, "")?, "")).ok());
     let behavior = annotation(BEHAVIOR_ANNOTATION)
         .and_then(|v| behavior_from_internal(&v).ok())
         .flatten();
-    let current_metrics = annotation(METRIC_STATUSES_ANNOTATION).and_then(|v| {
-        each(&v, |m| metric_status_from_v1(as_object(m, "")?, "")).ok()
-    });
+    let current_metrics = annotation(METRIC_STATUSES_ANNOTATION)
+        .and_then(|v| each(&v, |m| metric_status_from_v1(as_object(m, "")?, "")).ok());
     let conditions =
         annotation(CONDITIONS_ANNOTATION).and_then(|v| each(&v, |c| Ok(c.clone())).ok());
     drop_round_trip_annotations(&mut metadata);
@@ -137,7 +139,11 @@ pub(super) fn v1_to_v2(mut obj: Object) -> Result<Object, String> {
     let mut spec_out = Object::new();
     let spec = object_field(&obj, "spec", "")?;
     if let Some(spec) = spec {
-        copy_same(spec, &mut spec_out, &["scaleTargetRef", "minReplicas", "maxReplicas"]);
+        copy_same(
+            spec,
+            &mut spec_out,
+            &["scaleTargetRef", "minReplicas", "maxReplicas"],
+        );
     }
     let mut metrics = other_metrics.unwrap_or_default();
     if let Some(pct) = spec.and_then(|s| s.get("targetCPUUtilizationPercentage")) {
@@ -276,7 +282,13 @@ fn cpu_current_utilization(m: &Object, path: &str) -> Result<Option<Value>, Stri
 
 /// The source fields of a metric, each converted when present. A typed
 /// conversion converts every pointer field on its own, whatever `type` says.
-const SOURCES: [&str; 5] = ["object", "pods", "resource", "containerResource", "external"];
+const SOURCES: [&str; 5] = [
+    "object",
+    "pods",
+    "resource",
+    "containerResource",
+    "external",
+];
 
 fn metric_spec_to_v1(m: &Object, path: &str) -> Result<Object, String> {
     let mut out = Object::new();
@@ -286,13 +298,22 @@ fn metric_spec_to_v1(m: &Object, path: &str) -> Result<Object, String> {
             continue;
         };
         let path = format!("{path}.{source}");
-        let target = object_field(s, "target", &path)?.cloned().unwrap_or_default();
-        let metric = object_field(s, "metric", &path)?.cloned().unwrap_or_default();
+        let target = object_field(s, "target", &path)?
+            .cloned()
+            .unwrap_or_default();
+        let metric = object_field(s, "metric", &path)?
+            .cloned()
+            .unwrap_or_default();
         let mut o = Object::new();
         match source {
             "resource" | "containerResource" => {
                 copy_same(s, &mut o, &["name", "container"]);
-                copy(&target, "averageUtilization", &mut o, "targetAverageUtilization");
+                copy(
+                    &target,
+                    "averageUtilization",
+                    &mut o,
+                    "targetAverageUtilization",
+                );
                 copy(&target, "averageValue", &mut o, "targetAverageValue");
             }
             "pods" => {
@@ -333,9 +354,18 @@ fn metric_spec_from_v1(m: &Object, path: &str) -> Result<Value, String> {
         let target_type = match source {
             "resource" | "containerResource" => {
                 copy_same(s, &mut o, &["name", "container"]);
-                copy(s, "targetAverageUtilization", &mut target, "averageUtilization");
+                copy(
+                    s,
+                    "targetAverageUtilization",
+                    &mut target,
+                    "averageUtilization",
+                );
                 copy(s, "targetAverageValue", &mut target, "averageValue");
-                if has("targetAverageUtilization") { "Utilization" } else { "AverageValue" }
+                if has("targetAverageUtilization") {
+                    "Utilization"
+                } else {
+                    "AverageValue"
+                }
             }
             "pods" => {
                 copy(s, "metricName", &mut metric, "name");
@@ -349,14 +379,22 @@ fn metric_spec_from_v1(m: &Object, path: &str) -> Result<Value, String> {
                 copy(s, "selector", &mut metric, "selector");
                 copy(s, "targetValue", &mut target, "value");
                 copy(s, "averageValue", &mut target, "averageValue");
-                if has("averageValue") { "AverageValue" } else { "Value" }
+                if has("averageValue") {
+                    "AverageValue"
+                } else {
+                    "Value"
+                }
             }
             _ => {
                 copy(s, "metricName", &mut metric, "name");
                 copy(s, "metricSelector", &mut metric, "selector");
                 copy(s, "targetValue", &mut target, "value");
                 copy(s, "targetAverageValue", &mut target, "averageValue");
-                if has("targetValue") { "Value" } else { "AverageValue" }
+                if has("targetValue") {
+                    "Value"
+                } else {
+                    "AverageValue"
+                }
             }
         };
         target.insert("type".into(), target_type.into());
@@ -379,13 +417,22 @@ fn metric_status_to_v1(m: &Object, path: &str) -> Result<Object, String> {
             continue;
         };
         let path = format!("{path}.{source}");
-        let current = object_field(s, "current", &path)?.cloned().unwrap_or_default();
-        let metric = object_field(s, "metric", &path)?.cloned().unwrap_or_default();
+        let current = object_field(s, "current", &path)?
+            .cloned()
+            .unwrap_or_default();
+        let metric = object_field(s, "metric", &path)?
+            .cloned()
+            .unwrap_or_default();
         let mut o = Object::new();
         match source {
             "resource" | "containerResource" => {
                 copy_same(s, &mut o, &["name", "container"]);
-                copy(&current, "averageUtilization", &mut o, "currentAverageUtilization");
+                copy(
+                    &current,
+                    "averageUtilization",
+                    &mut o,
+                    "currentAverageUtilization",
+                );
                 copy(&current, "averageValue", &mut o, "currentAverageValue");
             }
             "pods" => {
@@ -425,7 +472,12 @@ fn metric_status_from_v1(m: &Object, path: &str) -> Result<Value, String> {
         match source {
             "resource" | "containerResource" => {
                 copy_same(s, &mut o, &["name", "container"]);
-                copy(s, "currentAverageUtilization", &mut current, "averageUtilization");
+                copy(
+                    s,
+                    "currentAverageUtilization",
+                    &mut current,
+                    "averageUtilization",
+                );
                 copy(s, "currentAverageValue", &mut current, "averageValue");
             }
             "pods" => {
@@ -488,7 +540,10 @@ fn behavior_to_internal(b: &Object) -> Result<Value, String> {
                                 let p = as_object(p, &format!("{path}.policies[{i}]"))?;
                                 let mut po = Object::new();
                                 for (wire, go) in POLICY_FIELDS {
-                                    po.insert(go.into(), p.get(wire).cloned().unwrap_or(Value::Null));
+                                    po.insert(
+                                        go.into(),
+                                        p.get(wire).cloned().unwrap_or(Value::Null),
+                                    );
                                 }
                                 list.push(Value::Object(po));
                             }
@@ -509,7 +564,11 @@ fn behavior_to_internal(b: &Object) -> Result<Value, String> {
 /// `o`'s field named `name`, matched case-insensitively like `encoding/json`.
 fn get_ci<'a>(o: &'a Object, name: &str) -> Option<&'a Value> {
     o.get(name)
-        .or_else(|| o.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+        .or_else(|| {
+            o.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+        })
         .filter(|v| !v.is_null())
 }
 

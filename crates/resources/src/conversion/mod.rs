@@ -20,6 +20,10 @@ mod hpa;
 
 use serde_json::{Map, Value};
 
+pub use hpa::{
+    BEHAVIOR_ANNOTATION, CONDITIONS_ANNOTATION, METRIC_SPECS_ANNOTATION, METRIC_STATUSES_ANNOTATION,
+};
+
 type Object = Map<String, Value>;
 
 const AUTOSCALING_V1: &str = "autoscaling/v1";
