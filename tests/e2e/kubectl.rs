@@ -681,3 +681,66 @@ fn bad_input_is_refused_and_writes_nothing() {
     assert_eq!(s.ok(&["get", "cm", "-A", "-o", "name"]), before);
     assert!(s.fails(&["get", "deploy", "d"]).contains("NotFound"));
 }
+
+/// Older clients than the dispatcher picks (version skew of one and two minors).
+#[test]
+fn older_kubectl_versions_work() {
+    let s = Server::start();
+    let dir = std::path::Path::new("/usr/lib/google-cloud-sdk/bin");
+    for v in ["1.31", "1.32"] {
+        let bin = dir.join(format!("kubectl.{v}"));
+        if !bin.exists() {
+            panic!("{} is missing", bin.display());
+        }
+        let run = |args: &[&str], stdin: Option<&str>| {
+            use std::io::Write;
+            let mut c = std::process::Command::new(&bin)
+                .env("KUBECONFIG", s.kubeconfig())
+                .arg("--cache-dir")
+                .arg(s.data_dir().join(format!("cache-{v}")))
+                .args(args)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.unwrap_or("").as_bytes())
+                .unwrap();
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "kubectl {v} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let ns = format!("skew-{}", v.replace('.', "-"));
+        run(&["create", "namespace", &ns], None);
+        let objects = MULTI_DOC
+            .split("---")
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join("---")
+            .replace("namespace: shop", &format!("namespace: {ns}"));
+        let out = run(&["apply", "-f", "-"], Some(&objects));
+        assert!(out.contains("deployment.apps/web created"), "{out}");
+        run(&["scale", "deploy", "web", "-n", &ns, "--replicas=4"], None);
+        let got = run(
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.spec.replicas}",
+            ],
+            None,
+        );
+        assert_eq!(got, "4");
+        assert!(run(&["get", "all", "-n", &ns], None).contains("service/web"));
+    }
+}
