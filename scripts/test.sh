@@ -19,6 +19,10 @@ if ! python3 -c 'import kubernetes' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check kubernetes
 fi
 
+# Formatting and lints are part of passing.
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

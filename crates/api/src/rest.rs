@@ -176,7 +176,7 @@ impl Rest {
             } else {
                 format!("{group}/{version}")
             };
-            o = resources::conversion::convert(o, &to).map_err(|e| ApiError::BadRequest(e))?;
+            o = resources::conversion::convert(o, &to).map_err(ApiError::BadRequest)?;
         }
         serde_json::to_vec(&o)
             .map(Bytes::from)
