@@ -469,7 +469,7 @@ async fn serve_resource(
             if rt.namespaced && scope.namespace.is_none() && !rt.verbs.iter().any(|v| v == "list") {
                 return Err(ApiError::MethodNotAllowed);
             }
-            let list = rest.list(&scope, &opts).await?;
+            let list = rest.list_kvs(&scope, &opts).await?;
             let mut meta = json!({"resourceVersion": list.resource_version.to_string()});
             if let Some(c) = &list.continue_token {
                 meta["continue"] = json!(c);
@@ -477,20 +477,16 @@ async fn serve_resource(
             if let Some(r) = list.remaining {
                 meta["remainingItemCount"] = json!(r);
             }
-            if table::wants_table(&accept) {
-                let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
-                return Ok(json_response(
-                    StatusCode::OK,
-                    &table::table(&rt, &list.items, meta, include, true),
-                ));
-            }
-            let body = json!({
-                "kind": rt.list_kind,
-                "apiVersion": rt.api_version(),
-                "metadata": meta,
-                "items": list.items,
-            });
-            Ok(json_response(StatusCode::OK, &body))
+            let include = IncludeObject::parse(query.get("includeObject").map(String::as_str));
+            let as_table = table::wants_table(&accept);
+            // Encoding thousands of objects is CPU work: keep it off the
+            // runtime threads that serve other requests.
+            let body = tokio::task::spawn_blocking(move || {
+                encode_list(&rt, list.items, meta, as_table, include)
+            })
+            .await
+            .map_err(ApiError::internal)??;
+            Ok(typed_json_bytes(body))
         }
         (Method::GET, Some(name)) => {
             let obj = rest.get(&scope, name).await?;
@@ -890,6 +886,59 @@ async fn watch(
     );
     let _ = rest::parse_rv; // resourceVersion parsing is shared with lists
     Ok(resp)
+}
+
+/// A list response body: a Table, or `<Kind>List` written from the stored bytes.
+fn encode_list(
+    rt: &ResourceType,
+    items: Vec<store::KeyValue>,
+    meta: Value,
+    as_table: bool,
+    include: IncludeObject,
+) -> Result<Vec<u8>, ApiError> {
+    if as_table {
+        // Rows are written one at a time so only one decoded object is
+        // alive at once, however long the list.
+        let now = jiff::Timestamp::now();
+        let mut head = table::assemble(rt, Vec::new(), meta, true);
+        if let Some(o) = head.as_object_mut() {
+            o.remove("rows");
+        }
+        let mut out = serde_json::to_vec(&head).map_err(ApiError::internal)?;
+        out.pop(); // the closing brace
+        out.extend_from_slice(b",\"rows\":[");
+        for (i, kv) in items.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let row = table::row(rt, &Rest::decode(rt, kv)?, include, now);
+            serde_json::to_writer(&mut out, &row).map_err(ApiError::internal)?;
+        }
+        out.extend_from_slice(b"]}");
+        return Ok(out);
+    }
+    let mut out =
+        Vec::with_capacity(items.iter().map(|kv| kv.value.len() + 32).sum::<usize>() + 256);
+    out.extend_from_slice(b"{\"kind\":");
+    serde_json::to_writer(&mut out, &rt.list_kind).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"apiVersion\":");
+    serde_json::to_writer(&mut out, &rt.api_version()).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"metadata\":");
+    serde_json::to_writer(&mut out, &meta).map_err(ApiError::internal)?;
+    out.extend_from_slice(b",\"items\":[");
+    let raw = Rest::serves_stored_form(rt);
+    for (i, kv) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if raw {
+            Rest::write_stored(&mut out, kv)?;
+        } else {
+            serde_json::to_writer(&mut out, &Rest::decode(rt, kv)?).map_err(ApiError::internal)?;
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok(out)
 }
 
 fn typed_json_bytes(body: Vec<u8>) -> Response {

@@ -85,8 +85,8 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
-pub struct ListResult {
-    pub items: Vec<Value>,
+pub struct ListResult<T = Value> {
+    pub items: Vec<T>,
     pub resource_version: Revision,
     pub continue_token: Option<String>,
     pub remaining: Option<i64>,
@@ -154,14 +154,43 @@ impl Rest {
 
     /// The stored object in the version `rt` serves, with its resourceVersion.
     pub fn decode(rt: &ResourceType, kv: &KeyValue) -> Result<Value, ApiError> {
+        let mut v = Self::decode_raw(kv)?;
+        if resources::conversion::storage_version(&rt.group, &rt.kind).is_some() {
+            v = resources::conversion::convert(v, &rt.api_version()).map_err(ApiError::internal)?;
+        }
+        Ok(v)
+    }
+
+    /// Whether stored bytes can be served as they are (no version conversion).
+    pub fn serves_stored_form(rt: &ResourceType) -> bool {
+        resources::conversion::storage_version(&rt.group, &rt.kind).is_none()
+    }
+
+    /// Appends the stored object to `out` with its resourceVersion spliced
+    /// into `metadata`, without parsing it (lists of thousands of objects).
+    pub fn write_stored(out: &mut Vec<u8>, kv: &KeyValue) -> Result<(), ApiError> {
+        let Some(at) = object::top_level_metadata_start(&kv.value) else {
+            let v = Self::decode_raw(kv)?;
+            serde_json::to_writer(&mut *out, &v).map_err(ApiError::internal)?;
+            return Ok(());
+        };
+        out.extend_from_slice(&kv.value[..at]);
+        out.extend_from_slice(b"\"resourceVersion\":\"");
+        out.extend_from_slice(kv.mod_revision.to_string().as_bytes());
+        out.push(b'"');
+        if kv.value.get(at) != Some(&b'}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(&kv.value[at..]);
+        Ok(())
+    }
+
+    fn decode_raw(kv: &KeyValue) -> Result<Value, ApiError> {
         let mut v: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
         meta_mut(&mut v).insert(
             "resourceVersion".into(),
             Value::String(kv.mod_revision.to_string()),
         );
-        if resources::conversion::storage_version(&rt.group, &rt.kind).is_some() {
-            v = resources::conversion::convert(v, &rt.api_version()).map_err(ApiError::internal)?;
-        }
         Ok(v)
     }
 
@@ -325,7 +354,28 @@ impl Rest {
 
     // ---- list ----
 
+    /// Lists objects in the version the scope serves.
     pub async fn list(&self, scope: &Scope, opts: &ListOptions) -> Result<ListResult, ApiError> {
+        let raw = self.list_kvs(scope, opts).await?;
+        Ok(ListResult {
+            items: raw
+                .items
+                .iter()
+                .map(|kv| Self::decode(&scope.rt, kv))
+                .collect::<Result<_, _>>()?,
+            resource_version: raw.resource_version,
+            continue_token: raw.continue_token,
+            remaining: raw.remaining,
+        })
+    }
+
+    /// Lists stored objects as the store holds them; selectors are applied
+    /// here, but matching items are not kept decoded (lists can be large).
+    pub async fn list_kvs(
+        &self,
+        scope: &Scope,
+        opts: &ListOptions,
+    ) -> Result<ListResult<KeyValue>, ApiError> {
         opts.field_selector
             .check_supported(&scope.rt.group, &scope.rt.kind)
             .map_err(ApiError::BadRequest)?;
@@ -362,9 +412,8 @@ impl Rest {
                 let (kv, rev) = self.storage.get(&scope.key(name)).await?;
                 let mut items = Vec::new();
                 if let Some(kv) = kv {
-                    let o = Self::decode(&scope.rt, &kv)?;
-                    if self.matches(&o, opts) {
-                        items.push(o);
+                    if self.matches(&Self::decode(&scope.rt, &kv)?, opts) {
+                        items.push(kv);
                     }
                 }
                 return Ok(ListResult {
@@ -390,10 +439,9 @@ impl Rest {
                 .await?;
             at_revision = Some(page.revision);
             let last_key = page.kvs.last().map(|kv| kv.key.clone());
-            for kv in &page.kvs {
-                let o = Self::decode(&scope.rt, kv)?;
-                if !filtering || self.matches(&o, opts) {
-                    items.push(o);
+            for kv in page.kvs {
+                if !filtering || self.matches(&Self::decode(&scope.rt, &kv)?, opts) {
+                    items.push(kv);
                 }
             }
             let full = opts.limit.is_some_and(|l| items.len() >= l);
@@ -1070,6 +1118,35 @@ fn pod_grace_period(rt: &ResourceType, pod: &Value, opts: &DeleteOptions) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_bytes_get_their_resource_version() {
+        for (stored, want) in [
+            (
+                r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}"#,
+                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","resourceVersion":"7"}}),
+            ),
+            (
+                r#"{"data":{"metadata":"{"},"metadata":{}}"#,
+                json!({"data":{"metadata":"{"},"metadata":{"resourceVersion":"7"}}),
+            ),
+            (
+                r#"{"kind":"X"}"#,
+                json!({"kind":"X","metadata":{"resourceVersion":"7"}}),
+            ),
+        ] {
+            let kv = KeyValue {
+                key: "k".into(),
+                value: Bytes::from(stored),
+                create_revision: 7,
+                mod_revision: 7,
+            };
+            let mut out = Vec::new();
+            Rest::write_stored(&mut out, &kv).unwrap();
+            let got: Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn continue_tokens_round_trip() {

@@ -33,7 +33,8 @@ pub fn wants_table(accept: &str) -> bool {
     })
 }
 
-fn row(rt: &ResourceType, obj: &Value, include: IncludeObject, now: jiff::Timestamp) -> Value {
+/// One Table row for `obj`.
+pub fn row(rt: &ResourceType, obj: &Value, include: IncludeObject, now: jiff::Timestamp) -> Value {
     let printer = resources::printers::printer_for(&rt.group, &rt.kind);
     let cells = (printer.cells)(obj, now);
     let mut r = json!({"cells": cells});
@@ -60,8 +61,18 @@ pub fn table(
     with_columns: bool,
 ) -> Value {
     let now = jiff::Timestamp::now();
-    let printer = resources::printers::printer_for(&rt.group, &rt.kind);
     let rows: Vec<Value> = items.iter().map(|o| row(rt, o, include, now)).collect();
+    assemble(rt, rows, list_meta, with_columns)
+}
+
+/// A Table from rows already computed.
+pub fn assemble(
+    rt: &ResourceType,
+    rows: Vec<Value>,
+    list_meta: Value,
+    with_columns: bool,
+) -> Value {
+    let printer = resources::printers::printer_for(&rt.group, &rt.kind);
     let mut t = json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
