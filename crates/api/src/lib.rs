@@ -90,8 +90,13 @@ pub async fn run(
         .map_err(Error::Bootstrap)?;
     let _ = ready.send(true);
     tracing::info!(%addr, "API server ready");
+    let namespaces = tokio::spawn(admission::run_namespace_cache(
+        rest.clone(),
+        shutdown.clone(),
+    ));
     let background = bootstrap::spawn_maintenance(rest, cfg, shutdown.clone());
     let _ = server.await;
     background.abort();
+    namespaces.abort();
     Ok(())
 }

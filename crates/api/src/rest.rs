@@ -117,6 +117,7 @@ pub struct Rest {
     pub storage: Arc<dyn Storage>,
     pub registry: RwLock<Registry>,
     pub services: ServiceAllocator,
+    pub namespaces: crate::admission::NamespaceCache,
 }
 
 const MAX_GENERATE_ATTEMPTS: usize = 8;
@@ -127,6 +128,7 @@ impl Rest {
             storage,
             registry: RwLock::new(Registry::builtin()),
             services: ServiceAllocator::new(cfg.service_cidr.clone(), cfg.node_port_range),
+            namespaces: Default::default(),
         }
     }
 
@@ -311,7 +313,13 @@ impl Rest {
                 .create(&scope.key(&name), Self::encode(rt, &candidate)?)
                 .await
             {
-                Ok(kv) => return Self::decode(rt, &kv),
+                Ok(kv) => {
+                    // The object as written, plus its resourceVersion: no
+                    // need to parse back what was just serialized.
+                    meta_mut(&mut candidate)
+                        .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                    return Ok(candidate);
+                }
                 Err(e) => {
                     if let Some(a) = allocation {
                         self.services.release(&a);
