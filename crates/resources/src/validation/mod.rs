@@ -23,6 +23,7 @@ use serde_json::Value;
 use std::fmt;
 
 pub use names::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
+pub(crate) use pod::VOLUME_SOURCES;
 
 /// The kind of a field error, as Kubernetes' `field.ErrorType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

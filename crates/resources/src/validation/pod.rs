@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, HashSet};
 
 pub(crate) const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
 
-const VOLUME_SOURCES: &[&str] = &[
+/// Every volume source a `Volume` may name (exactly one per volume).
+pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "hostPath",
     "emptyDir",
     "gcePersistentDisk",
