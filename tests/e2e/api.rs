@@ -515,13 +515,26 @@ fn field_validation_warn_and_ignore() {
     );
     assert_eq!(code, 400, "{resp}");
     assert!(resp.contains("duplicate field"), "{resp}");
-    let (code, _) = s.curl(
+    let (code, resp) = s.curl(
         "POST",
         &format!("{CMS}?fieldValidation=Ignore"),
         "application/json",
         body,
     );
     assert_eq!(code, 201);
+    assert!(
+        parse(&resp).get("bogus").is_none(),
+        "unknown fields are dropped, not stored: {resp}"
+    );
+    // A patch is checked by what it produces.
+    let (code, resp) = s.curl(
+        "PATCH",
+        &format!("{CMS}/f1?fieldValidation=Strict"),
+        "application/merge-patch+json",
+        br#"{"bogus":2}"#,
+    );
+    assert_eq!(code, 400, "{resp}");
+    assert!(s.raw_json(&format!("{CMS}/f1")).get("bogus").is_none());
     let out = s.kubectl_stdin(
         &["create", "--validate=warn", "-f", "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: f3}\nbogus: 1\n",

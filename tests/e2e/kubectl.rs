@@ -682,12 +682,12 @@ fn bad_input_is_refused_and_writes_nothing() {
     assert!(s.fails(&["get", "deploy", "d"]).contains("NotFound"));
 }
 
-/// Older clients than the dispatcher picks (version skew of one and two minors).
+/// Older clients than the dispatcher picks (1.27 and 1.28 read /openapi/v2 as protobuf).
 #[test]
 fn older_kubectl_versions_work() {
     let s = Server::start();
     let dir = std::path::Path::new("/usr/lib/google-cloud-sdk/bin");
-    for v in ["1.31", "1.32"] {
+    for v in ["1.27", "1.28", "1.29", "1.30", "1.31", "1.32"] {
         let bin = dir.join(format!("kubectl.{v}"));
         if !bin.exists() {
             panic!("{} is missing", bin.display());

@@ -367,6 +367,11 @@ fn check_fields(
     Ok(problems)
 }
 
+/// Unknown fields that were let through (Warn/Ignore) are not stored.
+fn prune_unknown(rt: &ResourceType, obj: &mut Value) {
+    resources::openapi::strict::prune_unknown(&rt.group, &rt.version, &rt.kind, obj);
+}
+
 fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
     for w in warnings {
         let v = format!("299 - {:?}", w);
@@ -507,8 +512,9 @@ async fn serve_resource(
         }
         (Method::POST, None) => {
             let opts = write_options(&query)?;
-            let (obj, raw, _) = read_body(headers, body).await?;
+            let (mut obj, raw, _) = read_body(headers, body).await?;
             let warnings = check_fields(&rt, &raw, &opts)?;
+            prune_unknown(&rt, &mut obj);
             let created = rest.create(&scope, obj, &opts).await?;
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, &created),
@@ -557,6 +563,8 @@ async fn serve_resource(
                 }
                 _ => {
                     let warnings = check_fields(&rt, &raw, &opts)?;
+                    let mut obj = obj;
+                    prune_unknown(&rt, &mut obj);
                     let out = rest
                         .update_with(&scope, name, sub, &opts, |_| Ok(obj.clone()))
                         .await?;
@@ -589,10 +597,24 @@ async fn serve_resource(
                     .await?
                 }
                 _ => {
-                    rest.update_with(&scope, name, sub, &opts, |old| {
-                        patch::apply(kind, old, &patch_body)
-                    })
-                    .await?
+                    // Field validation applies to the patched object, as upstream.
+                    let warnings = std::sync::Mutex::new(Vec::new());
+                    let out = rest
+                        .update_with(&scope, name, sub, &opts, |old| {
+                            let patched = patch::apply(kind, old, &patch_body)?;
+                            let raw = serde_json::to_vec(&patched).map_err(ApiError::internal)?;
+                            *warnings.lock().unwrap_or_else(|e| e.into_inner()) =
+                                check_fields(&rt, &raw, &opts)?;
+                            let mut patched = patched;
+                            prune_unknown(&rt, &mut patched);
+                            Ok(patched)
+                        })
+                        .await?;
+                    let warnings = warnings.into_inner().unwrap_or_else(|e| e.into_inner());
+                    return Ok(with_warnings(
+                        json_response(StatusCode::OK, &out),
+                        &warnings,
+                    ));
                 }
             };
             Ok(json_response(StatusCode::OK, &out))

@@ -25,11 +25,16 @@ impl OpenApiCache {
     }
 
     fn get_or(&self, key: &str, make: impl FnOnce() -> Option<serde_json::Value>) -> Option<Bytes> {
+        self.get_or_bytes(key, || {
+            Some(Bytes::from(serde_json::to_vec(&make()?).ok()?))
+        })
+    }
+
+    fn get_or_bytes(&self, key: &str, make: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
         if let Some(b) = self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
             return Some(b.clone());
         }
-        let doc = make()?;
-        let bytes = Bytes::from(serde_json::to_vec(&doc).ok()?);
+        let bytes = make()?;
         self.docs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -58,14 +63,50 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
+/// What kubectl 1.27/1.28 ask for (`@` form) and the type served back (the
+/// dotted form: `@` is not legal in a media type and kubectl's parser rejects it).
+const V2_PROTOBUF_ACCEPT: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+const V2_PROTOBUF_TYPE: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
+fn accepts_v2_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').any(|p| {
+                let t = p.split(';').next().unwrap_or_default().trim();
+                t == V2_PROTOBUF_ACCEPT || t == V2_PROTOBUF_TYPE
+            })
+        })
+}
+
 pub async fn v2(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !accepts_json(&headers) {
-        // The protobuf form is not served; kubectl then uses its built-in
-        // strategic-merge metadata.
-        return ApiError::NotAcceptable("only application/json is served for /openapi/v2".into())
-            .into_response();
-    }
     let rest = st.rest.clone();
+    if accepts_v2_protobuf(&headers) {
+        let doc = st.openapi.get_or_bytes("v2.pb", || {
+            let json = resources::openapi::document::v2(&rest.registry());
+            Some(Bytes::from(resources::openapi::v2_proto::encode_document(
+                &json,
+            )))
+        });
+        return match doc {
+            Some(b) => {
+                let mut r = (StatusCode::OK, b).into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(V2_PROTOBUF_TYPE),
+                );
+                r
+            }
+            None => ApiError::internal("openapi v2 document").into_response(),
+        };
+    }
+    if !accepts_json(&headers) {
+        return ApiError::NotAcceptable(
+            "only application/json and the gnostic protobuf form are served for /openapi/v2".into(),
+        )
+        .into_response();
+    }
     match st.openapi.get_or("v2", || {
         Some(resources::openapi::document::v2(&rest.registry()))
     }) {

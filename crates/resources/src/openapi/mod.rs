@@ -22,3 +22,4 @@ pub mod strict;
 pub use document::{group_version_path, v2, v3_group_version, v3_root};
 pub use schemas::{schema_for, Gvk};
 pub use strict::{field_problems, strict_decoding_error};
+pub mod v2_proto;

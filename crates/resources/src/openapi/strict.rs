@@ -175,9 +175,63 @@ fn walk(schema: Option<&'static Value>, node: &Node, path: &str, out: &mut Vec<S
     }
 }
 
+/// Drops the fields the kind's schema does not know, as decoding into the
+/// typed object does upstream when unknown fields are not an error
+/// (`fieldValidation=Warn|Ignore`). Kinds without a schema are left alone.
+pub fn prune_unknown(group: &str, version: &str, kind: &str, obj: &mut Value) {
+    if let Some(schema) = schemas::schema_for(group, version, kind) {
+        prune(Some(resolve(schema)), obj);
+    }
+}
+
+fn prune(schema: Option<&'static Value>, value: &mut Value) {
+    let Some(schema) = schema.filter(|s| !is_free_form(s)) else {
+        return;
+    };
+    match value {
+        Value::Array(items) => {
+            let item_schema = schema.get("items").map(resolve);
+            for item in items {
+                prune(item_schema, item);
+            }
+        }
+        Value::Object(map) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            if properties.is_none() && additional.is_none() {
+                return;
+            }
+            map.retain(|key, _| {
+                properties.is_some_and(|p| p.contains_key(key)) || additional.is_some()
+            });
+            for (key, v) in map.iter_mut() {
+                let field_schema = properties.and_then(|p| p.get(key)).or(additional);
+                prune(field_schema.map(resolve), v);
+            }
+        }
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_drops_only_unknown_fields() {
+        let mut cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "y"}, "bogus": 1}, "data": {"k": "v"}, "extra": true});
+        prune_unknown("", "v1", "ConfigMap", &mut cm);
+        assert_eq!(
+            cm,
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "labels": {"x": "y"}}, "data": {"k": "v"}})
+        );
+        let mut d = serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i", "nope": 1, "ports": [{"containerPort": 80, "zzz": 2}]}]}}}});
+        prune_unknown("apps", "v1", "Deployment", &mut d);
+        assert_eq!(
+            d,
+            serde_json::json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 80}]}]}}}})
+        );
+    }
 
     /// Problems of `body` as `group/version kind`.
     fn check(gvk: (&str, &str, &str), body: &str, want: &[&str]) {
