@@ -744,3 +744,157 @@ fn older_kubectl_versions_work() {
         assert!(run(&["get", "all", "-n", &ns], None).contains("service/web"));
     }
 }
+
+/// The everyday write commands that go through PATCH (all three patch types).
+#[test]
+fn patch_edit_set_and_client_side_apply() {
+    let s = Server::start();
+    s.apply_stdin(&["apply"], MULTI_DOC);
+    s.ok(&[
+        "patch",
+        "cm",
+        "settings",
+        "-n",
+        "shop",
+        "-p",
+        r#"{"data":{"size":"L"}}"#,
+    ]);
+    s.ok(&[
+        "patch",
+        "cm",
+        "settings",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"color":null}}"#,
+    ]);
+    s.ok(&[
+        "patch",
+        "deploy",
+        "web",
+        "-n",
+        "shop",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/replicas","value":4}]"#,
+    ]);
+    let cm: serde_json::Value =
+        serde_json::from_str(&s.ok(&["get", "cm", "settings", "-n", "shop", "-o", "json"]))
+            .unwrap();
+    assert_eq!(cm["data"], serde_json::json!({"size": "L"}));
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "4"
+    );
+    let err = s.fails(&[
+        "patch",
+        "cm",
+        "settings",
+        "-n",
+        "shop",
+        "--type=json",
+        "-p",
+        "not json",
+    ]);
+    assert!(!err.is_empty());
+
+    s.ok(&["set", "image", "deploy/web", "-n", "shop", "web=nginx:1.28"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].image}"
+        ]),
+        "nginx:1.28"
+    );
+    s.ok(&["set", "env", "deploy/web", "-n", "shop", "MODE=fast"]);
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].env[0].value}"
+        ]),
+        "fast"
+    );
+
+    let out = s
+        .kubectl_cmd()
+        .env("KUBE_EDITOR", "sed -i s/size:\\ L/size:\\ XL/")
+        .args(["edit", "cm", "settings", "-n", "shop"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "cm",
+            "settings",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.data.size}"
+        ]),
+        "XL"
+    );
+
+    // Client-side apply: change the file, apply again; diff shows a pending change.
+    let changed = MULTI_DOC.replace("replicas: 2", "replicas: 6");
+    let out = s.apply_stdin(&["apply"], &changed);
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "6"
+    );
+    let diff = s.kubectl_stdin(
+        &["diff", "-f", "-"],
+        &MULTI_DOC.replace("replicas: 2", "replicas: 7"),
+    );
+    assert_eq!(
+        diff.status.code(),
+        Some(1),
+        "diff exits 1 when there are differences"
+    );
+    assert!(String::from_utf8_lossy(&diff.stdout).contains("replicas: 7"));
+    assert_eq!(
+        s.ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "6",
+        "diff writes nothing"
+    );
+}
