@@ -63,7 +63,8 @@ pub fn apply(kind: PatchType, old: &Value, patch: &Value) -> Result<Value, ApiEr
                     "a strategic merge patch must be a JSON object".into(),
                 ));
             }
-            strategic_merge(&mut doc, patch, "");
+            let schema = schema_of(old);
+            strategic_merge(&mut doc, patch, schema);
         }
         PatchType::Apply => {
             return Err(ApiError::UnsupportedMediaType(
@@ -72,6 +73,14 @@ pub fn apply(kind: PatchType, old: &Value, patch: &Value) -> Result<Value, ApiEr
         }
     }
     Ok(doc)
+}
+
+/// The schema of an object's kind, from its apiVersion and kind.
+fn schema_of(o: &Value) -> Option<&'static Value> {
+    let av = o.get("apiVersion").and_then(Value::as_str)?;
+    let (group, version) = av.split_once('/').unwrap_or(("", av));
+    let kind = o.get("kind").and_then(Value::as_str)?;
+    resources::openapi::schemas::schema_for(group, version, kind).map(resolve)
 }
 
 fn kind_of(o: &Value) -> String {
@@ -89,34 +98,69 @@ fn group_of(o: &Value) -> String {
         .unwrap_or_default()
 }
 
-/// The merge key of a list field, by its name, for the built-in kinds
-/// (`patchMergeKey` tags in k8s.io/api). Lists without one are replaced.
-fn merge_key(field: &str) -> Option<&'static str> {
-    Some(match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets"
-        | "hostAliases"
-        | "resourceClaims"
-        | "schedulingGates" => "name",
-        "volumeMounts" => "mountPath",
-        "volumeDevices" => "devicePath",
-        "conditions" => "type",
-        "ownerReferences" => "uid",
-        "topologySpreadConstraints" => "topologyKey",
-        "ports" => return None, // containerPort for containers, port for services: decided by context
-        _ => return None,
-    })
+/// Follows `$ref` (and single-entry `allOf` wrappers) to the schema that
+/// describes a value.
+fn resolve(mut schema: &'static Value) -> &'static Value {
+    for _ in 0..16 {
+        let reference = schema.get("$ref").and_then(Value::as_str).or_else(|| {
+            schema
+                .get("allOf")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(|f| f.get("$ref"))
+                .and_then(Value::as_str)
+        });
+        match reference
+            .and_then(resources::openapi::schemas::ref_target)
+            .and_then(resources::openapi::schemas::definition)
+        {
+            Some(def) => schema = def,
+            None => break,
+        }
+    }
+    schema
 }
 
-/// Strategic merge patch (the subset kubectl's built-in commands send):
-/// maps merge recursively, `null` deletes, lists with a merge key merge by
-/// it, `$patch: delete|replace`, `$setElementOrder/`, `$retainKeys`, and
-/// `$deleteFromPrimitiveList/` directives are honoured.
-pub fn strategic_merge(doc: &mut Value, patch: &Value, path: &str) {
+/// A field's property schema (unresolved, so its own extensions are kept).
+fn property(schema: Option<&'static Value>, key: &str) -> Option<&'static Value> {
+    let schema = schema?;
+    schema
+        .get("properties")
+        .and_then(|p| p.get(key))
+        .or_else(|| schema.get("additionalProperties").filter(|a| a.is_object()))
+}
+
+/// How a list field merges, from the schema's `x-kubernetes-patch-strategy`
+/// and `x-kubernetes-patch-merge-key` (the `patchStrategy`/`patchMergeKey`
+/// tags upstream). `None`: the list is replaced.
+enum ListMerge {
+    ByKey(&'static str),
+    Primitives,
+}
+
+fn list_merge(prop: Option<&'static Value>) -> Option<ListMerge> {
+    let prop = prop?;
+    let strategy = prop
+        .get("x-kubernetes-patch-strategy")
+        .and_then(Value::as_str)?;
+    if !strategy.split(',').any(|s| s == "merge") {
+        return None;
+    }
+    match prop
+        .get("x-kubernetes-patch-merge-key")
+        .and_then(Value::as_str)
+    {
+        Some(key) => Some(ListMerge::ByKey(key)),
+        None => Some(ListMerge::Primitives),
+    }
+}
+
+/// Strategic merge patch: maps merge recursively, `null` deletes, lists
+/// merge as the kind's schema says (by merge key, or as a set of
+/// primitives) and are replaced otherwise; `$patch: delete|replace`,
+/// `$setElementOrder/`, `$retainKeys` and `$deleteFromPrimitiveList/`
+/// directives are honoured. `schema` is the schema of `doc`.
+pub fn strategic_merge(doc: &mut Value, patch: &Value, schema: Option<&'static Value>) {
     let Some(p) = patch.as_object() else {
         *doc = patch.clone();
         return;
@@ -152,27 +196,27 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value, path: &str) {
             target.remove(k);
             continue;
         }
-        let child_path = format!("{path}/{k}");
+        let prop = property(schema, k);
+        let child = prop.map(resolve);
         match v {
             Value::Object(_) => {
                 let entry = target.entry(k.clone()).or_insert(Value::Null);
-                strategic_merge(entry, v, &child_path);
+                strategic_merge(entry, v, child);
             }
             Value::Array(items) => {
-                let key = if k == "ports" {
-                    if path.ends_with("/spec") && !path.contains("containers") {
-                        Some("port")
-                    } else {
-                        Some("containerPort")
-                    }
-                } else {
-                    merge_key(k)
-                };
-                match (key, target.get_mut(k)) {
-                    (Some(key), Some(Value::Array(existing)))
+                let item_schema = child.and_then(|c| c.get("items")).map(resolve);
+                match (list_merge(prop), target.get_mut(k)) {
+                    (Some(ListMerge::ByKey(key)), Some(Value::Array(existing)))
                         if items.iter().all(Value::is_object) =>
                     {
-                        merge_list(existing, items, key, &child_path);
+                        merge_list(existing, items, key, item_schema);
+                    }
+                    (Some(ListMerge::Primitives), Some(Value::Array(existing))) => {
+                        for item in items {
+                            if !existing.contains(item) {
+                                existing.push(item.clone());
+                            }
+                        }
                     }
                     _ => {
                         let cleaned: Vec<Value> = items
@@ -191,7 +235,12 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value, path: &str) {
     }
 }
 
-fn merge_list(existing: &mut Vec<Value>, items: &[Value], key: &str, path: &str) {
+fn merge_list(
+    existing: &mut Vec<Value>,
+    items: &[Value],
+    key: &str,
+    item_schema: Option<&'static Value>,
+) {
     if items
         .iter()
         .any(|i| i.get("$patch").and_then(Value::as_str) == Some("replace"))
@@ -215,7 +264,7 @@ fn merge_list(existing: &mut Vec<Value>, items: &[Value], key: &str, path: &str)
             continue;
         }
         match pos {
-            Some(i) => strategic_merge(&mut existing[i], item, path),
+            Some(i) => strategic_merge(&mut existing[i], item, item_schema),
             None => existing.push(item.clone()),
         }
     }
@@ -228,7 +277,7 @@ mod tests {
 
     #[test]
     fn smp_merges_containers_by_name() {
-        let old = json!({"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}]}}}});
+        let old = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1"}, {"name": "b", "image": "y:1"}]}}}});
         let patch = json!({"spec": {"template": {"spec": {"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}], "containers": [{"name": "b", "image": "y:2"}]}}}});
         let out = apply(PatchType::StrategicMerge, &old, &patch).unwrap();
         assert_eq!(
@@ -243,11 +292,15 @@ mod tests {
 
     #[test]
     fn smp_null_deletes_and_patch_delete() {
-        let old = json!({"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
-        let patch = json!({"metadata": {"labels": {"a": null}}, "spec": {"containers": [{"name": "a", "$patch": "delete"}]}});
+        let old = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"labels": {"a": "1", "b": "2"}, "finalizers": ["x"]}, "spec": {"containers": [{"name": "a"}, {"name": "b"}], "tolerations": [{"key": "k"}]}});
+        let patch = json!({"metadata": {"labels": {"a": null}, "finalizers": ["y"]}, "spec": {"containers": [{"name": "a", "$patch": "delete"}], "tolerations": [{"key": "j"}]}});
         let out = apply(PatchType::StrategicMerge, &old, &patch).unwrap();
         assert_eq!(out["metadata"]["labels"], json!({"b": "2"}));
         assert_eq!(out["spec"]["containers"], json!([{"name": "b"}]));
+        // Lists without a merge strategy are replaced; merge-strategy
+        // primitive lists are unions.
+        assert_eq!(out["spec"]["tolerations"], json!([{"key": "j"}]));
+        assert_eq!(out["metadata"]["finalizers"], json!(["x", "y"]));
     }
 
     #[test]
