@@ -262,10 +262,9 @@ fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
 
 /// Reads a request body (JSON or YAML) within the size limit; returns the
 /// object and its JSON bytes (for strict field checks).
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<(Value, Vec<u8>, String), ApiError> {
-    let bytes = read_limited(body).await?;
+fn read_body(headers: &HeaderMap, bytes: &Bytes) -> Result<(Value, Vec<u8>, String), ApiError> {
     let ct = content_type(headers);
-    let (value, raw) = decode_bytes(&ct, &bytes)?;
+    let (value, raw) = decode_bytes(&ct, bytes)?;
     Ok((value, raw, ct))
 }
 
@@ -420,6 +419,12 @@ fn resolve(st: &AppState, uri: &axum::http::Uri) -> Result<Resolved, ApiError> {
 /// Every resource request: `/api/v1/...` and `/apis/<group>/<version>/...`.
 async fn resource(State(st): St, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    // The body is read whole (within the limit) before anything can fail, so
+    // an early error never leaves an HTTP/2 stream half-read and reset.
+    let body = match read_limited(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     match serve_resource(&st, parts.method, &parts.uri, &parts.headers, body).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -431,7 +436,7 @@ async fn serve_resource(
     method: Method,
     uri: &axum::http::Uri,
     headers: &HeaderMap,
-    body: Body,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     // Group/version roots are discovery, not resources.
     if method == Method::GET {
@@ -512,7 +517,7 @@ async fn serve_resource(
         }
         (Method::POST, None) => {
             let opts = write_options(&query)?;
-            let (mut obj, raw, _) = read_body(headers, body).await?;
+            let (mut obj, raw, _) = read_body(headers, &body)?;
             let warnings = check_fields(&rt, &raw, &opts)?;
             prune_unknown(&rt, &mut obj);
             let created = rest.create(&scope, obj, &opts).await?;
@@ -523,7 +528,7 @@ async fn serve_resource(
         }
         (Method::POST, Some(name)) => match sub {
             Some("binding") => {
-                let (obj, _, _) = read_body(headers, body).await?;
+                let (obj, _, _) = read_body(headers, &body)?;
                 crate::subresources::bind(rest, &scope, name, &obj).await?;
                 Ok(json_response(
                     StatusCode::CREATED,
@@ -531,7 +536,7 @@ async fn serve_resource(
                 ))
             }
             Some("eviction") => {
-                let (obj, _, _) = read_body(headers, body).await?;
+                let (obj, _, _) = read_body(headers, &body)?;
                 crate::subresources::evict(rest, &scope, name, &obj).await?;
                 Ok(json_response(
                     StatusCode::CREATED,
@@ -542,7 +547,7 @@ async fn serve_resource(
         },
         (Method::PUT, Some(name)) => {
             let opts = write_options(&query)?;
-            let (obj, raw, _) = read_body(headers, body).await?;
+            let (obj, raw, _) = read_body(headers, &body)?;
             let updated = match sub {
                 Some("scale") => {
                     update_scale(rest, &scope, name, &opts, |_| Ok(obj.clone())).await?
@@ -578,7 +583,7 @@ async fn serve_resource(
         }
         (Method::PATCH, Some(name)) => {
             let opts = write_options(&query)?;
-            let (patch_body, _, ct) = read_body(headers, body).await?;
+            let (patch_body, _, ct) = read_body(headers, &body)?;
             let kind = patch::PatchType::from_content_type(&ct).ok_or_else(|| {
                 ApiError::UnsupportedMediaType(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".into(),
@@ -620,7 +625,7 @@ async fn serve_resource(
             Ok(json_response(StatusCode::OK, &out))
         }
         (Method::DELETE, Some(name)) => {
-            let opts = delete_options(headers, body, &query).await?;
+            let opts = delete_options(headers, &body, &query)?;
             match rest.delete(&scope, name, &opts).await? {
                 Deleted::Gone(o) => Ok(json_response(StatusCode::OK, &o)),
                 Deleted::Pending(o) => Ok(json_response(StatusCode::ACCEPTED, &o)),
@@ -631,7 +636,7 @@ async fn serve_resource(
                 return Err(ApiError::MethodNotAllowed);
             }
             let list = list_options(&query)?;
-            let opts = delete_options(headers, body, &query).await?;
+            let opts = delete_options(headers, &body, &query)?;
             let items = rest.delete_collection(&scope, &list, &opts).await?;
             let body = json!({
                 "kind": rt.list_kind,
@@ -645,16 +650,15 @@ async fn serve_resource(
     }
 }
 
-async fn delete_options(
+fn delete_options(
     headers: &HeaderMap,
-    body: Body,
+    bytes: &Bytes,
     q: &HashMap<String, String>,
 ) -> Result<DeleteOptions, ApiError> {
-    let bytes = read_limited(body).await?;
     let mut v = if bytes.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        decode_bytes(&content_type(headers), &bytes)?.0
+        decode_bytes(&content_type(headers), bytes)?.0
     };
     if let Some(g) = q.get("gracePeriodSeconds") {
         v["gracePeriodSeconds"] = json!(g

@@ -16,6 +16,7 @@
 //! No I/O: callers serve the documents and cache them per registry.
 
 pub mod document;
+pub mod list_semantics;
 pub mod schemas;
 pub mod strict;
 

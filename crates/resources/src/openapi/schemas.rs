@@ -16,6 +16,8 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
 use serde_json::{json, Map, Value};
 
+use super::list_semantics::{self, ListSemantics};
+
 /// Prefix of every `$ref` inside the catalog's definitions.
 pub const REF_PREFIX: &str = "#/definitions/";
 
@@ -306,7 +308,7 @@ fn build() -> Catalog {
             by_gvk.insert(gvk.clone(), name.clone());
         }
     }
-    add_patch_strategies(&mut definitions);
+    add_list_semantics(&mut definitions);
     Catalog {
         definitions,
         by_gvk,
@@ -342,164 +344,46 @@ fn list_schema(item: &str) -> Value {
     })
 }
 
-/// (definition, list property, patch strategy, merge key) for the common lists
-/// strategic merge patch merges by key. The full set comes later.
-const PATCH_STRATEGIES: &[(&str, &str, &str, Option<&str>)] = &[
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "containers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "initContainers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "ephemeralContainers",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "volumes",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "imagePullSecrets",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "hostAliases",
-        "merge",
-        Some("ip"),
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        "ports",
-        "merge",
-        Some("containerPort"),
-    ),
-    ("io.k8s.api.core.v1.Container", "env", "merge", Some("name")),
-    (
-        "io.k8s.api.core.v1.Container",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    (
-        "io.k8s.api.core.v1.Container",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "env",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ports",
-        "merge",
-        Some("port"),
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceAccount",
-        "secrets",
-        "merge",
-        Some("name"),
-    ),
-    (
-        "io.k8s.api.core.v1.PodStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.NodeStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.core.v1.NodeStatus",
-        "addresses",
-        "merge",
-        Some("type"),
-    ),
-    ("io.k8s.api.core.v1.NodeSpec", "podCIDRs", "merge", None),
-    (
-        "io.k8s.api.apps.v1.DeploymentStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.ReplicaSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.StatefulSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.api.apps.v1.DaemonSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "ownerReferences",
-        "merge",
-        Some("uid"),
-    ),
-    (
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "finalizers",
-        "merge",
-        None,
-    ),
-];
-
-fn add_patch_strategies(definitions: &mut Map<String, Value>) {
-    for (def, field, strategy, key) in PATCH_STRATEGIES {
-        let Some(Value::Object(prop)) = definitions
-            .get_mut(*def)
-            .and_then(|d| d.get_mut("properties"))
-            .and_then(|p| p.get_mut(*field))
-        else {
+/// Adds what [`list_semantics`] declares to every definition and property:
+/// `x-kubernetes-patch-strategy`, `x-kubernetes-patch-merge-key`,
+/// `x-kubernetes-list-type`, `x-kubernetes-list-map-keys` and
+/// `x-kubernetes-map-type`. On a `$ref` or `allOf` property they sit beside the
+/// reference, as in Kubernetes' own documents.
+fn add_list_semantics(definitions: &mut Map<String, Value>) {
+    for (name, def) in definitions.iter_mut() {
+        let Value::Object(def) = def else { continue };
+        if let Some(s) = list_semantics::lookup(name, "") {
+            insert_semantics(def, s);
+        }
+        let Some(Value::Object(props)) = def.get_mut("properties") else {
             continue;
         };
-        prop.insert("x-kubernetes-patch-strategy".into(), (*strategy).into());
-        if let Some(key) = key {
-            prop.insert("x-kubernetes-patch-merge-key".into(), (*key).into());
+        for (field, prop) in props.iter_mut() {
+            if let (Some(s), Value::Object(prop)) = (list_semantics::lookup(name, field), prop) {
+                insert_semantics(prop, s);
+            }
         }
+    }
+}
+
+fn insert_semantics(schema: &mut Map<String, Value>, s: &ListSemantics) {
+    let mut put = |key: &str, value: Value| {
+        schema.insert(format!("x-kubernetes-{key}"), value);
+    };
+    if let Some(strategy) = s.patch_strategy {
+        put("patch-strategy", strategy.into());
+    }
+    if let Some(key) = s.merge_key {
+        put("patch-merge-key", key.into());
+    }
+    if let Some(list_type) = s.list_type {
+        put("list-type", list_type.into());
+    }
+    if !s.list_map_keys.is_empty() {
+        put("list-map-keys", s.list_map_keys.iter().copied().collect());
+    }
+    if let Some(map_type) = s.map_type {
+        put("map-type", map_type.into());
     }
 }
 
@@ -592,21 +476,121 @@ mod tests {
         }
     }
 
+    fn prop<'a>(def: &'a str, field: &str) -> &'a Value {
+        let d = definition(def).unwrap_or_else(|| panic!("no definition {def}"));
+        let p = &d["properties"][field];
+        assert!(p.is_object(), "{def}.{field}: {p}");
+        p
+    }
+
     #[test]
-    fn common_lists_carry_merge_keys() {
-        let pod_spec = definition("io.k8s.api.core.v1.PodSpec").unwrap();
-        let containers = &pod_spec["properties"]["containers"];
-        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+    fn list_semantics_table_is_sorted_and_unique() {
+        let t = list_semantics::TABLE;
+        assert!(t.len() > 500, "{}", t.len());
+        for w in t.windows(2) {
+            assert!(
+                (w[0].definition, w[0].field) < (w[1].definition, w[1].field),
+                "{}.{} / {}.{}",
+                w[0].definition,
+                w[0].field,
+                w[1].definition,
+                w[1].field
+            );
+        }
+        let ports = list_semantics::lookup("io.k8s.api.core.v1.ServiceSpec", "ports").unwrap();
+        assert_eq!(ports.merge_key, Some("port"));
+        assert!(list_semantics::lookup("io.k8s.api.core.v1.ServiceSpec", "type").is_none());
+    }
+
+    #[test]
+    fn pod_lists_carry_merge_keys_and_list_types() {
+        let containers = prop("io.k8s.api.core.v1.PodSpec", "containers");
         assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
-        let container = definition("io.k8s.api.core.v1.Container").unwrap();
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-list-type"], "map");
+        assert_eq!(containers["x-kubernetes-list-map-keys"], json!(["name"]));
+
+        let ports = prop("io.k8s.api.core.v1.Container", "ports");
+        assert_eq!(ports["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
+        assert_eq!(ports["x-kubernetes-list-type"], "map");
         assert_eq!(
-            container["properties"]["ports"]["x-kubernetes-patch-merge-key"],
-            "containerPort"
+            ports["x-kubernetes-list-map-keys"],
+            json!(["containerPort", "protocol"])
         );
-        let meta = definition(OBJECT_META).unwrap();
+
+        let env = prop("io.k8s.api.core.v1.Container", "env");
+        assert_eq!(env["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
+        // EphemeralContainer inlines EphemeralContainerCommon.
+        let env = prop("io.k8s.api.core.v1.EphemeralContainer", "env");
+        assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
+
+        let volumes = prop("io.k8s.api.core.v1.PodSpec", "volumes");
+        assert_eq!(volumes["x-kubernetes-patch-strategy"], "merge,retainKeys");
+        assert_eq!(volumes["x-kubernetes-patch-merge-key"], "name");
+
+        let tolerations = prop("io.k8s.api.core.v1.PodSpec", "tolerations");
+        assert_eq!(tolerations["x-kubernetes-list-type"], "atomic");
+        assert!(tolerations.get("x-kubernetes-patch-merge-key").is_none());
+        assert!(tolerations.get("x-kubernetes-patch-strategy").is_none());
+
+        let node_selector = prop("io.k8s.api.core.v1.PodSpec", "nodeSelector");
+        assert_eq!(node_selector["x-kubernetes-map-type"], "atomic");
+    }
+
+    #[test]
+    fn service_node_and_deployment_lists() {
+        let ports = prop("io.k8s.api.core.v1.ServiceSpec", "ports");
+        assert_eq!(ports["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "port");
+        assert_eq!(ports["x-kubernetes-list-type"], "map");
         assert_eq!(
-            meta["properties"]["ownerReferences"]["x-kubernetes-patch-merge-key"],
-            "uid"
+            ports["x-kubernetes-list-map-keys"],
+            json!(["port", "protocol"])
         );
+
+        for def in [
+            "io.k8s.api.core.v1.NodeStatus",
+            "io.k8s.api.apps.v1.DeploymentStatus",
+        ] {
+            let conditions = prop(def, "conditions");
+            assert_eq!(conditions["x-kubernetes-patch-strategy"], "merge", "{def}");
+            assert_eq!(conditions["x-kubernetes-patch-merge-key"], "type", "{def}");
+            assert_eq!(conditions["x-kubernetes-list-type"], "map", "{def}");
+            assert_eq!(conditions["x-kubernetes-list-map-keys"], json!(["type"]));
+        }
+    }
+
+    #[test]
+    fn object_meta_lists() {
+        let finalizers = prop(OBJECT_META, "finalizers");
+        assert_eq!(finalizers["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(finalizers["x-kubernetes-list-type"], "set");
+        assert!(finalizers.get("x-kubernetes-patch-merge-key").is_none());
+
+        let owners = prop(OBJECT_META, "ownerReferences");
+        assert_eq!(owners["x-kubernetes-patch-strategy"], "merge");
+        assert_eq!(owners["x-kubernetes-patch-merge-key"], "uid");
+        assert_eq!(owners["x-kubernetes-list-type"], "map");
+        assert_eq!(owners["x-kubernetes-list-map-keys"], json!(["uid"]));
+
+        let managed = prop(OBJECT_META, "managedFields");
+        assert_eq!(managed["x-kubernetes-list-type"], "atomic");
+    }
+
+    #[test]
+    fn atomic_structs_carry_map_type() {
+        for def in [
+            "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+            "io.k8s.apimachinery.pkg.apis.meta.v1.OwnerReference",
+            "io.k8s.api.core.v1.ConfigMapKeySelector",
+            "io.k8s.api.core.v1.NodeSelector",
+        ] {
+            let d = definition(def).unwrap_or_else(|| panic!("no {def}"));
+            assert_eq!(d["x-kubernetes-map-type"], "atomic", "{def}");
+        }
+        let pod_spec = definition("io.k8s.api.core.v1.PodSpec").unwrap();
+        assert!(pod_spec.get("x-kubernetes-map-type").is_none());
     }
 }
