@@ -46,15 +46,7 @@ fn terminating(ns: &Value) -> bool {
 }
 
 fn namespaces(rest: &Rest) -> Result<Scope, ApiError> {
-    let rt = rest
-        .registry()
-        .get("", "v1", "namespaces")
-        .cloned()
-        .ok_or(ApiError::NoSuchResource)?;
-    Ok(Scope {
-        rt,
-        namespace: None,
-    })
+    rest.scope("", "v1", "namespaces", None)
 }
 
 /// Keeps the cache current until `shutdown`: list, then watch; relist on error.

@@ -15,18 +15,6 @@ use crate::Config;
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-fn scope(rest: &Rest, group: &str, resource: &str, ns: Option<&str>) -> Result<Scope, ApiError> {
-    let rt = rest
-        .registry()
-        .get(group, "v1", resource)
-        .cloned()
-        .ok_or(ApiError::NoSuchResource)?;
-    Ok(Scope {
-        rt,
-        namespace: ns.map(str::to_string),
-    })
-}
-
 async fn ensure(rest: &Rest, scope: &Scope, obj: Value) -> Result<(), ApiError> {
     match rest.get(scope, crate::object::name(&obj)).await {
         Ok(_) => return Ok(()),
@@ -41,12 +29,12 @@ async fn ensure(rest: &Rest, scope: &Scope, obj: Value) -> Result<(), ApiError> 
 
 pub async fn run(rest: &Rest, cfg: &Config) -> Result<(), ApiError> {
     rest.load_allocations().await?;
-    let namespaces = scope(rest, "", "namespaces", None)?;
+    let namespaces = rest.scope("", "v1", "namespaces", None)?;
     for ns in SYSTEM_NAMESPACES {
         ensure(rest, &namespaces, json!({"metadata": {"name": ns}})).await?;
     }
     let first_ip = cfg.service_cidr.first().to_string();
-    let services = scope(rest, "", "services", Some("default"))?;
+    let services = rest.scope("", "v1", "services", Some("default"))?;
     ensure(
         rest,
         &services,
@@ -72,7 +60,7 @@ pub async fn run(rest: &Rest, cfg: &Config) -> Result<(), ApiError> {
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified())
     {
-        let endpoints = scope(rest, "", "endpoints", Some("default"))?;
+        let endpoints = rest.scope("", "v1", "endpoints", Some("default"))?;
         let desired = json!({
             "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
             "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}]}],
@@ -141,7 +129,7 @@ pub fn spawn_maintenance(
 /// Deletes events whose last occurrence is older than `ttl` (etcd leases do
 /// this for kube-apiserver's `--event-ttl`).
 pub async fn expire_events(rest: &Rest, ttl: Duration) -> Result<usize, ApiError> {
-    let events = scope(rest, "", "events", None)?;
+    let events = rest.scope("", "v1", "events", None)?;
     let list = rest.list(&events, &ListOptions::default()).await?;
     let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::try_from(ttl).unwrap_or_default();
     let mut n = 0;

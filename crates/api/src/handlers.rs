@@ -21,8 +21,7 @@ use crate::error::ApiError;
 use crate::object::meta_str;
 use crate::patch;
 use crate::rest::{
-    self, DeleteOptions, Deleted, FieldValidation, ListOptions, Rest, Scope, WatchEvent,
-    WriteOptions,
+    DeleteOptions, Deleted, FieldValidation, ListOptions, Rest, Scope, WatchEvent, WriteOptions,
 };
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::table::{self, IncludeObject};
@@ -496,7 +495,7 @@ async fn serve_resource(
             })
             .await
             .map_err(ApiError::internal)??;
-            Ok(typed_json_bytes(body))
+            Ok(json_bytes(body))
         }
         (Method::GET, Some(name)) => {
             let obj = rest.get(&scope, name).await?;
@@ -714,16 +713,11 @@ fn delete_options(
 
 /// The `autoscaling/v1` Scale view of a scalable object.
 fn scale_of(rt: &ResourceType, obj: &Value) -> Result<Value, ApiError> {
+    // ReplicationControllers select with a plain label map.
     let selector = match obj.pointer("/spec/selector") {
-        Some(s) if rt.group.is_empty() => s
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_default(),
+        Some(s) if rt.group.is_empty() => {
+            crate::subresources::selector_string(&json!({ "matchLabels": s }))
+        }
         Some(s) => crate::subresources::selector_string(s),
         None => String::new(),
     };
@@ -821,7 +815,7 @@ async fn watch(
             let line = json!({"type": "ERROR", "object": e.status()});
             let mut body = serde_json::to_vec(&line).unwrap_or_default();
             body.push(b'\n');
-            return Ok(typed_json_bytes(body));
+            return Ok(json_bytes(body));
         }
         Err(e) => return Err(e),
     };
@@ -910,7 +904,6 @@ async fn watch(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let _ = rest::parse_rv; // resourceVersion parsing is shared with lists
     Ok(resp)
 }
 
@@ -967,8 +960,9 @@ fn encode_list(
     Ok(out)
 }
 
-fn typed_json_bytes(body: Vec<u8>) -> Response {
-    let mut r = (StatusCode::OK, body).into_response();
+/// A 200 with an already-serialized JSON body.
+pub fn json_bytes(body: impl Into<Body>) -> Response {
+    let mut r = (StatusCode::OK, body.into()).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

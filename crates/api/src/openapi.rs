@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::handlers::AppState;
+use crate::handlers::{json_bytes, AppState};
 
 /// Rendered documents, keyed by path (`v2`, `v3`, `v3/apis/apps/v1`).
 #[derive(Default)]
@@ -41,15 +41,6 @@ impl OpenApiCache {
             .insert(key.to_string(), bytes.clone());
         Some(bytes)
     }
-}
-
-fn json_bytes(b: Bytes) -> Response {
-    let mut r = (StatusCode::OK, b).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
 }
 
 fn accepts_json(headers: &HeaderMap) -> bool {

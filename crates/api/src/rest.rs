@@ -136,17 +136,28 @@ impl Rest {
         self.registry.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Fills the allocators from what is stored (after a restart).
-    pub async fn load_allocations(&self) -> Result<(), ApiError> {
+    /// The scope of a served `group/version/resource`, in `namespace`.
+    pub fn scope(
+        &self,
+        group: &str,
+        version: &str,
+        resource: &str,
+        namespace: Option<&str>,
+    ) -> Result<Scope, ApiError> {
         let rt = self
             .registry()
-            .get("", "v1", "services")
+            .get(group, version, resource)
             .cloned()
             .ok_or(ApiError::NoSuchResource)?;
-        let scope = Scope {
+        Ok(Scope {
             rt,
-            namespace: None,
-        };
+            namespace: namespace.map(str::to_string),
+        })
+    }
+
+    /// Fills the allocators from what is stored (after a restart).
+    pub async fn load_allocations(&self) -> Result<(), ApiError> {
+        let scope = self.scope("", "v1", "services", None)?;
         let list = self.list(&scope, &ListOptions::default()).await?;
         for svc in &list.items {
             self.services.observe(svc);
@@ -157,7 +168,7 @@ impl Rest {
     /// The stored object in the version `rt` serves, with its resourceVersion.
     pub fn decode(rt: &ResourceType, kv: &KeyValue) -> Result<Value, ApiError> {
         let mut v = Self::decode_raw(kv)?;
-        if resources::conversion::storage_version(&rt.group, &rt.kind).is_some() {
+        if !Self::serves_stored_form(rt) {
             v = resources::conversion::convert(v, &rt.api_version()).map_err(ApiError::internal)?;
         }
         Ok(v)
