@@ -312,15 +312,14 @@ fn decode_bytes(ct: &str, bytes: &Bytes) -> Result<(Value, Vec<u8>), ApiError> {
         | "application/apply-patch+yaml"
         | "text/yaml"
         | "application/x-yaml" => {
+            // JSON is YAML: a JSON body is taken as sent, which keeps its
+            // duplicate keys visible to field validation.
+            if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+                return Ok((v, bytes.to_vec()));
+            }
             let v: Value = serde_yaml::from_slice(bytes)
                 .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))?;
             let raw = serde_json::to_vec(&v).map_err(ApiError::internal)?;
-            // A JSON body sent as YAML keeps its duplicate-key information.
-            let raw = if serde_json::from_slice::<Value>(bytes).is_ok() {
-                bytes.to_vec()
-            } else {
-                raw
-            };
             Ok((v, raw))
         }
         "application/vnd.kubernetes.protobuf" => {
@@ -342,32 +341,33 @@ fn decode_bytes(ct: &str, bytes: &Bytes) -> Result<(Value, Vec<u8>), ApiError> {
 }
 
 /// `fieldValidation`: Strict turns unknown/duplicate fields into a 400; Warn
-/// returns them as `Warning` headers.
-fn check_fields(
+/// returns them as `Warning` headers. Unknown fields that are let through
+/// (Warn/Ignore) are dropped from `obj`, never stored. `raw` is `obj` as sent.
+fn admit_fields(
     rt: &ResourceType,
     raw: &[u8],
+    obj: &mut Value,
     opts: &WriteOptions,
 ) -> Result<Vec<String>, ApiError> {
-    if opts.field_validation == FieldValidation::Ignore {
-        return Ok(Vec::new());
-    }
-    let problems =
-        resources::openapi::strict::field_problems(&rt.group, &rt.version, &rt.kind, raw);
-    if problems.is_empty() {
-        return Ok(Vec::new());
-    }
-    if opts.field_validation == FieldValidation::Strict {
-        return Err(ApiError::BadRequest(format!(
-            "strict decoding error: {}",
-            problems.join(", ")
-        )));
-    }
+    use resources::openapi::strict;
+    let problems = match opts.field_validation {
+        FieldValidation::Ignore => Vec::new(),
+        _ => {
+            let problems = strict::field_problems(&rt.group, &rt.version, &rt.kind, raw);
+            if problems.is_empty() {
+                // Nothing unknown: nothing to drop either.
+                return Ok(problems);
+            }
+            if opts.field_validation == FieldValidation::Strict {
+                return Err(ApiError::BadRequest(strict::strict_decoding_error(
+                    &problems,
+                )));
+            }
+            problems
+        }
+    };
+    strict::prune_unknown(&rt.group, &rt.version, &rt.kind, obj);
     Ok(problems)
-}
-
-/// Unknown fields that were let through (Warn/Ignore) are not stored.
-fn prune_unknown(rt: &ResourceType, obj: &mut Value) {
-    resources::openapi::strict::prune_unknown(&rt.group, &rt.version, &rt.kind, obj);
 }
 
 fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
@@ -517,8 +517,7 @@ async fn serve_resource(
         (Method::POST, None) => {
             let opts = write_options(&query)?;
             let (mut obj, raw, _) = read_body(headers, &body)?;
-            let warnings = check_fields(&rt, &raw, &opts)?;
-            prune_unknown(&rt, &mut obj);
+            let warnings = admit_fields(&rt, &raw, &mut obj, &opts)?;
             let created = rest.create(&scope, obj, &opts).await?;
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, &created),
@@ -566,9 +565,8 @@ async fn serve_resource(
                     out
                 }
                 _ => {
-                    let warnings = check_fields(&rt, &raw, &opts)?;
                     let mut obj = obj;
-                    prune_unknown(&rt, &mut obj);
+                    let warnings = admit_fields(&rt, &raw, &mut obj, &opts)?;
                     let out = rest
                         .update_with(&scope, name, sub, &opts, |_| Ok(obj.clone()))
                         .await?;
@@ -605,12 +603,10 @@ async fn serve_resource(
                     let warnings = std::sync::Mutex::new(Vec::new());
                     let out = rest
                         .update_with(&scope, name, sub, &opts, |old| {
-                            let patched = patch::apply(kind, old, &patch_body)?;
+                            let mut patched = patch::apply(kind, old, &patch_body)?;
                             let raw = serde_json::to_vec(&patched).map_err(ApiError::internal)?;
                             *warnings.lock().unwrap_or_else(|e| e.into_inner()) =
-                                check_fields(&rt, &raw, &opts)?;
-                            let mut patched = patched;
-                            prune_unknown(&rt, &mut patched);
+                                admit_fields(&rt, &raw, &mut patched, &opts)?;
                             Ok(patched)
                         })
                         .await?;

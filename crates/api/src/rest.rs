@@ -580,23 +580,18 @@ impl Rest {
                 self.storage
                     .delete(&scope.key(name), Some(kv.mod_revision))
                     .await
-                    .map(|kv| {
-                        let mut o = new.clone();
-                        meta_mut(&mut o)
-                            .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                        o
-                    })
             } else {
-                match self
-                    .storage
+                self.storage
                     .update(&scope.key(name), Self::encode(&rt, &new)?, kv.mod_revision)
                     .await
-                {
-                    Ok(kv) => Self::decode(&rt, &kv)
-                        .map_err(|e| store::Error::backend(std::io::Error::other(e.to_string()))),
-                    Err(e) => Err(e),
-                }
             };
+            // The answer is the object written, at its new revision: no need
+            // to parse back what was just serialized.
+            let result = result.map(|kv| {
+                meta_mut(&mut new)
+                    .insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                new
+            });
             match result {
                 Ok(o) => {
                     if finalized {
