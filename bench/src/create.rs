@@ -26,6 +26,50 @@ impl CreateResult {
     }
 }
 
+/// What creating clients saw: latencies of the 201s, and failures by kind.
+#[derive(Default)]
+pub struct Tally {
+    pub latencies: Vec<Duration>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Records one POST sent at `sent`; false when the connection broke
+    /// and the client should stop.
+    pub fn record(
+        &mut self,
+        outcome: Result<(StatusCode, Bytes)>,
+        sent: Instant,
+        done: &AtomicU64,
+    ) -> bool {
+        match outcome {
+            Ok((StatusCode::CREATED, _)) => {
+                self.latencies.push(sent.elapsed());
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok((status, body)) => *self.errors.entry(describe(status, &body)).or_insert(0) += 1,
+            Err(e) => {
+                *self.errors.entry(format!("transport: {e:#}")).or_insert(0) += 1;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The tallies of every client task, added up.
+    pub async fn join(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Result<Tally> {
+        let mut all = Tally::default();
+        for t in tasks {
+            let one = t.await?;
+            all.latencies.extend(one.latencies);
+            for (k, v) in one.errors {
+                *all.errors.entry(k).or_insert(0) += v;
+            }
+        }
+        Ok(all)
+    }
+}
+
 pub async fn run(server: &Server, clients: usize, secs: Duration) -> Result<CreateResult> {
     let done = Arc::new(AtomicU64::new(0));
     let ticker = progress("create", done.clone());
@@ -35,40 +79,23 @@ pub async fn run(server: &Server, clients: usize, secs: Duration) -> Result<Crea
         let mut client = server.client().await?;
         let done = done.clone();
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = BTreeMap::new();
+            let mut tally = Tally::default();
             let mut i = 0u64;
             while started.elapsed() < secs {
                 let name = format!("bench-{c}-{i}");
                 i += 1;
                 let t = Instant::now();
-                match client
+                let outcome = client
                     .post("/api/v1/namespaces/default/configmaps", configmap(&name))
-                    .await
-                {
-                    Ok((StatusCode::CREATED, _)) => {
-                        latencies.push(t.elapsed());
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok((status, body)) => *errors.entry(describe(status, &body)).or_insert(0) += 1,
-                    Err(e) => {
-                        *errors.entry(format!("transport: {e:#}")).or_insert(0) += 1;
-                        break;
-                    }
+                    .await;
+                if !tally.record(outcome, t, &done) {
+                    break;
                 }
             }
-            (latencies, errors)
+            tally
         }));
     }
-    let mut latencies = Vec::new();
-    let mut errors = BTreeMap::new();
-    for t in tasks {
-        let (l, e) = t.await?;
-        latencies.extend(l);
-        for (k, v) in e {
-            *errors.entry(k).or_insert(0) += v;
-        }
-    }
+    let Tally { latencies, errors } = Tally::join(tasks).await?;
     let elapsed = started.elapsed();
     ticker.abort();
     Ok(CreateResult {

@@ -12,7 +12,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::client::{query_escape, Client};
-use crate::create::{describe, progress};
+use crate::create::{describe, progress, Tally};
 use crate::objects::pod;
 use crate::server::Server;
 use crate::stats::Latencies;
@@ -55,8 +55,7 @@ pub async fn populate(
         let mut client = server.client().await?;
         let (next, done) = (next.clone(), done.clone());
         tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = BTreeMap::new();
+            let mut tally = Tally::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= pods {
@@ -65,30 +64,15 @@ pub async fn populate(
                 let namespace = ns(i % namespaces);
                 let t = Instant::now();
                 let path = format!("/api/v1/namespaces/{namespace}/pods");
-                match client.post(&path, pod(&namespace, i)).await {
-                    Ok((StatusCode::CREATED, _)) => {
-                        latencies.push(t.elapsed());
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Ok((status, body)) => *errors.entry(describe(status, &body)).or_insert(0) += 1,
-                    Err(e) => {
-                        *errors.entry(format!("transport: {e:#}")).or_insert(0) += 1;
-                        break;
-                    }
+                let outcome = client.post(&path, pod(&namespace, i)).await;
+                if !tally.record(outcome, t, &done) {
+                    break;
                 }
             }
-            (latencies, errors)
+            tally
         }));
     }
-    let mut latencies = Vec::new();
-    let mut errors = BTreeMap::new();
-    for t in tasks {
-        let (l, e) = t.await?;
-        latencies.extend(l);
-        for (k, v) in e {
-            *errors.entry(k).or_insert(0) += v;
-        }
-    }
+    let Tally { latencies, errors } = Tally::join(tasks).await?;
     ticker.abort();
     Ok(Populated {
         created: latencies.len(),
