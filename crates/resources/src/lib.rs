@@ -2,6 +2,7 @@
 //! defaulted and validated, and its schema. No I/O: no tokio, no HTTP, no SQL.
 pub mod conversion;
 pub mod defaults;
+pub mod fieldmanager;
 pub mod openapi;
 pub mod printers;
 pub mod protobuf;
