@@ -44,6 +44,13 @@ pub enum ApiError {
         name: String,
         causes: Vec<FieldError>,
     },
+    /// Server-side apply would change fields other managers own.
+    #[error("{message}")]
+    ApplyConflict {
+        message: String,
+        /// `(message, field)` per conflicting field.
+        causes: Vec<(String, String)>,
+    },
     #[error("{0}")]
     BadRequest(String),
     #[error("Unauthorized")]
@@ -92,7 +99,9 @@ impl ApiError {
     pub fn code(&self) -> StatusCode {
         match self {
             ApiError::NotFound { .. } | ApiError::NoSuchResource => StatusCode::NOT_FOUND,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => StatusCode::CONFLICT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -112,7 +121,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::NoSuchResource => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
@@ -159,6 +168,13 @@ impl ApiError {
                 }
                 Some(d)
             }
+            ApiError::ApplyConflict { causes, .. } => Some(json!({
+                "causes": causes.iter().map(|(message, field)| json!({
+                    "reason": "FieldManagerConflict",
+                    "message": message,
+                    "field": field,
+                })).collect::<Vec<_>>(),
+            })),
             ApiError::Internal(m) => Some(json!({"causes": [{"message": m}]})),
             _ => None,
         }

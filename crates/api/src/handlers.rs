@@ -206,7 +206,10 @@ fn query_map(uri: &axum::http::Uri) -> Result<HashMap<String, String>, ApiError>
     Ok(pairs.into_iter().collect())
 }
 
-fn write_options(q: &HashMap<String, String>) -> Result<WriteOptions, ApiError> {
+fn write_options(
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<WriteOptions, ApiError> {
     let dry_run = match q.get("dryRun").map(String::as_str) {
         None | Some("") => false,
         Some("All") => true,
@@ -228,9 +231,44 @@ fn write_options(q: &HashMap<String, String>) -> Result<WriteOptions, ApiError> 
     };
     Ok(WriteOptions {
         dry_run,
-        field_manager: q.get("fieldManager").cloned(),
+        field_manager: Some(field_manager(q, headers)?),
         field_validation,
+        applying: false,
     })
+}
+
+/// The `fieldManager` parameter, or else the User-Agent's product name
+/// (`kubectl/v1.33.0 (linux/amd64)` → `kubectl`), as the API records writes.
+fn field_manager(q: &HashMap<String, String>, headers: &HeaderMap) -> Result<String, ApiError> {
+    if let Some(m) = q.get("fieldManager").filter(|m| !m.is_empty()) {
+        if m.chars().count() > 128 {
+            return Err(crate::apply::patch_options_invalid(
+                resources::validation::ErrorType::TooLong,
+                "fieldManager",
+                "may not be more than 128 characters",
+            ));
+        }
+        if m.chars().any(char::is_control) {
+            return Err(crate::apply::patch_options_invalid(
+                resources::validation::ErrorType::Invalid,
+                "fieldManager",
+                "invalid characters",
+            ));
+        }
+        return Ok(m.clone());
+    }
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    Ok(agent
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect())
 }
 
 fn list_options(q: &HashMap<String, String>) -> Result<ListOptions, ApiError> {
@@ -515,7 +553,7 @@ async fn serve_resource(
             Ok(json_response(StatusCode::OK, &obj))
         }
         (Method::POST, None) => {
-            let opts = write_options(&query)?;
+            let opts = write_options(&query, headers)?;
             let (mut obj, raw, _) = read_body(headers, &body)?;
             let warnings = admit_fields(&rt, &raw, &mut obj, &opts)?;
             let created = rest.create(&scope, obj, &opts).await?;
@@ -544,7 +582,7 @@ async fn serve_resource(
             _ => Err(ApiError::MethodNotAllowed),
         },
         (Method::PUT, Some(name)) => {
-            let opts = write_options(&query)?;
+            let opts = write_options(&query, headers)?;
             let (obj, raw, _) = read_body(headers, &body)?;
             let updated = match sub {
                 Some("scale") => {
@@ -579,16 +617,58 @@ async fn serve_resource(
             Ok(json_response(StatusCode::OK, &updated))
         }
         (Method::PATCH, Some(name)) => {
-            let opts = write_options(&query)?;
+            let opts = write_options(&query, headers)?;
             let (patch_body, _, ct) = read_body(headers, &body)?;
             let kind = patch::PatchType::from_content_type(&ct).ok_or_else(|| {
                 ApiError::UnsupportedMediaType(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".into(),
                 )
             })?;
+            let force = match query.get("force").map(String::as_str) {
+                None => None,
+                Some("true") | Some("1") => Some(true),
+                Some(_) => Some(false),
+            };
             if kind == patch::PatchType::Apply {
-                return Err(ApiError::UnsupportedMediaType(
-                    "server-side apply (application/apply-patch+yaml) is not supported by this server yet".into(),
+                if sub == Some("scale") {
+                    return Err(ApiError::MethodNotAllowed);
+                }
+                // Apply names its manager; the User-Agent does not stand in.
+                if query.get("fieldManager").is_none_or(|m| m.is_empty()) {
+                    return Err(crate::apply::patch_options_invalid(
+                        resources::validation::ErrorType::Required,
+                        "fieldManager",
+                        "is required for apply patch",
+                    ));
+                }
+                let mut config = patch_body;
+                let raw = serde_json::to_vec(&config).map_err(ApiError::internal)?;
+                let warnings = admit_fields(&rt, &raw, &mut config, &opts)?;
+                let applied = crate::apply::apply(
+                    rest,
+                    &scope,
+                    name,
+                    sub,
+                    config,
+                    &opts,
+                    force.unwrap_or(false),
+                )
+                .await?;
+                let code = if applied.created {
+                    StatusCode::CREATED
+                } else {
+                    StatusCode::OK
+                };
+                return Ok(with_warnings(
+                    json_response(code, &applied.object),
+                    &warnings,
+                ));
+            }
+            if force.is_some() {
+                return Err(crate::apply::patch_options_invalid(
+                    resources::validation::ErrorType::Forbidden,
+                    "force",
+                    "may not be specified for non-apply patch",
                 ));
             }
             let out = match sub {
@@ -749,7 +829,7 @@ where
 {
     let rt = scope.rt.clone();
     let out = rest
-        .update_with(scope, name, None, opts, |old| {
+        .update_with(scope, name, Some("scale"), opts, |old| {
             let scale = scale_of(&rt, old)?;
             let wanted = f(&scale)?;
             let replicas = wanted

@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod apply;
 pub mod authn;
 pub mod bootstrap;
 pub mod discovery;

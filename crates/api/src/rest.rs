@@ -62,8 +62,12 @@ pub enum FieldValidation {
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
+    /// Who makes the change, recorded in `metadata.managedFields`; `None`
+    /// leaves the record as it is.
     pub field_manager: Option<String>,
     pub field_validation: FieldValidation,
+    /// Set by server-side apply, which computes managedFields itself.
+    pub applying: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -292,6 +296,7 @@ impl Rest {
                 meta_mut(&mut candidate).insert("name".into(), json!(name));
             }
             resources::defaults::apply_defaults(&rt.group, &rt.kind, &mut candidate);
+            track_update(rt, None, opts, None, &mut candidate)?;
             self.validate(rt, &candidate, None)?;
             let allocation = if rt.group.is_empty() && rt.kind == "Service" {
                 Some(
@@ -532,6 +537,7 @@ impl Rest {
             }
             let mut new = merge_for_update(&rt, subresource, &old, new);
             if subresource == Some("status") {
+                track_update(&rt, subresource, opts, Some(&old), &mut new)?;
                 let causes = resources::validation::validate_status_update(
                     &rt.group,
                     &rt.kind,
@@ -559,6 +565,7 @@ impl Rest {
                             causes,
                         })?;
                 }
+                track_update(&rt, subresource, opts, Some(&old), &mut new)?;
                 self.validate(&rt, &new, Some(&old))?;
             }
             bump_generation(&rt, &old, &mut new);
@@ -1024,6 +1031,50 @@ fn qos_class(pod: &Value) -> &'static str {
 
 /// Keeps what an update may not change: server-owned metadata, and the part
 /// (spec or status) the addressed endpoint does not own.
+/// The top-level fields a write through `subresource` does not own: the
+/// main resource leaves `status` to `/status`, which leaves `spec` alone.
+pub fn reset_fields(rt: &ResourceType, subresource: Option<&str>) -> &'static [&'static str] {
+    match subresource {
+        Some("status") => &["spec"],
+        _ if rt.has_status => &["status"],
+        _ => &[],
+    }
+}
+
+/// The schema the field manager walks for objects of `rt`.
+pub fn field_types(rt: &ResourceType) -> resources::fieldmanager::TypeSource<'_> {
+    resources::fieldmanager::TypeSource::Builtin {
+        group: &rt.group,
+        version: &rt.version,
+        kind: &rt.kind,
+    }
+}
+
+/// Records an update by the request's field manager in
+/// `metadata.managedFields` (server-side apply computes its own record).
+fn track_update(
+    rt: &ResourceType,
+    subresource: Option<&str>,
+    opts: &WriteOptions,
+    old: Option<&Value>,
+    new: &mut Value,
+) -> Result<(), ApiError> {
+    let Some(manager) = opts.field_manager.as_deref().filter(|_| !opts.applying) else {
+        return Ok(());
+    };
+    let time = object::now_rfc3339();
+    let api_version = rt.api_version();
+    let req = resources::fieldmanager::Request {
+        manager,
+        subresource: subresource.filter(|s| *s != "finalize"),
+        api_version: &api_version,
+        time: &time,
+        types: field_types(rt),
+        ignored: reset_fields(rt, subresource),
+    };
+    resources::fieldmanager::update(old, new, &req).map_err(ApiError::BadRequest)
+}
+
 fn merge_for_update(
     rt: &ResourceType,
     subresource: Option<&str>,
@@ -1033,6 +1084,10 @@ fn merge_for_update(
     let mut out = match subresource {
         Some("status") => {
             let mut o = old.clone();
+            // Who wrote the status is recorded on the object.
+            if let Some(m) = new.pointer("/metadata/managedFields") {
+                o["metadata"]["managedFields"] = m.clone();
+            }
             match new.get("status") {
                 Some(s) => o["status"] = s.clone(),
                 None => {
@@ -1085,6 +1140,12 @@ fn merge_for_update(
     if !m.contains_key("namespace") {
         if let Some(ns) = old_meta.get("namespace") {
             m.insert("namespace".into(), ns.clone());
+        }
+    }
+    // A writer that does not know managedFields does not erase them.
+    if !m.contains_key("managedFields") {
+        if let Some(mf) = old_meta.get("managedFields") {
+            m.insert("managedFields".into(), mf.clone());
         }
     }
     // A deleting object may lose finalizers but not gain new ones.
