@@ -5,6 +5,8 @@
 #[cfg(test)]
 mod tests;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 /// Apply the v1 defaults of `group`/`kind` to `obj` in place. Unknown kinds
@@ -27,7 +29,10 @@ pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) {
                 default_service_spec(spec);
             }
         }
-        ("", "Secret") => set_str(root, "type", "Opaque"),
+        ("", "Secret") => {
+            merge_string_data(root);
+            set_str(root, "type", "Opaque");
+        }
         ("", "Namespace") => default_namespace(root),
         ("", "PersistentVolume") => {
             if let Some(spec) = child(root, "spec") {
@@ -613,6 +618,42 @@ fn default_service_spec(spec: &mut Map<String, Value>) {
             let family = if cip.contains(':') { "IPv6" } else { "IPv4" };
             spec.insert("ipFamilies".into(), json!([family]));
         }
+    }
+}
+
+/// A Secret's `stringData` is write-only: its values are base64-encoded into
+/// `data`, replacing a `data` value of the same key, and `stringData` is
+/// dropped (the v1 → internal conversion upstream), so it is never stored or
+/// returned. A null value counts as the empty string, as Go decodes it.
+fn merge_string_data(root: &mut Map<String, Value>) {
+    let Some(string_data) = root.remove("stringData") else {
+        return;
+    };
+    let Value::Object(string_data) = string_data else {
+        return;
+    };
+    if string_data.is_empty() {
+        return;
+    }
+    let data = root
+        .entry("data")
+        .and_modify(|d| {
+            if d.is_null() {
+                *d = Value::Object(Map::new());
+            }
+        })
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Value::Object(data) = data else {
+        return;
+    };
+    for (key, value) in string_data {
+        let text = match &value {
+            Value::String(s) => s.as_str(),
+            Value::Null => "",
+            // Not a string: decoding rejects the body before this runs.
+            _ => continue,
+        };
+        data.insert(key, Value::String(BASE64.encode(text)));
     }
 }
 

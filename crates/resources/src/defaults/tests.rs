@@ -243,6 +243,38 @@ fn services() {
     );
 }
 
+/// `stringData` is merged into `data` (base64, winning on shared keys) and
+/// never kept.
+#[test]
+fn secret_string_data_merges_into_data() {
+    check(
+        "Secret",
+        json!({"data": {"a": "eA=="}, "stringData": {"b": "y", "a": "z"}}),
+        json!({"data": {"a": "eg==", "b": "eQ=="}, "type": "Opaque"}),
+    );
+    check(
+        "Secret",
+        json!({"type": "kubernetes.io/basic-auth", "stringData": {"username": "admin", "password": null}}),
+        json!({"type": "kubernetes.io/basic-auth", "data": {"username": "YWRtaW4=", "password": ""}}),
+    );
+    check(
+        "Secret",
+        json!({"data": null, "stringData": {"k": "v"}}),
+        json!({"data": {"k": "dg=="}, "type": "Opaque"}),
+    );
+    // Empty or null stringData only disappears.
+    check(
+        "Secret",
+        json!({"stringData": {}}),
+        json!({"type": "Opaque"}),
+    );
+    check(
+        "Secret",
+        json!({"data": {"a": "eA=="}, "stringData": null}),
+        json!({"data": {"a": "eA=="}, "type": "Opaque"}),
+    );
+}
+
 #[test]
 fn core_kinds() {
     check(

@@ -6,7 +6,10 @@ use super::meta::{
     validate_labels,
 };
 use super::names::is_valid_percent;
-use super::pod::{require_template_restart_policy, template_labels, validate_pod_template_spec};
+use super::pod::{
+    require_template_restart_policy, template_labels, validate_pod_template_spec,
+    validate_pod_template_spec_with_volumes,
+};
 use super::util::{
     ch, get, immutable, int, int_or_string, nonneg, s, semantic_eq, sub, IntOrString, NEGATIVE_MSG,
 };
@@ -84,9 +87,15 @@ fn validate_selector_and_template(spec: &Value, what: &str, errs: &mut Errs) {
     }
 }
 
-fn validate_template_for_controller(spec: &Value, owner: &str, errs: &mut Errs) {
+/// The pod template of a controller; mounts may also name `extra_volumes`.
+fn validate_template_for_controller(
+    spec: &Value,
+    owner: &str,
+    extra_volumes: &[&str],
+    errs: &mut Errs,
+) {
     let tmpl = get(spec, "template");
-    validate_pod_template_spec(tmpl, "spec.template", errs);
+    validate_pod_template_spec_with_volumes(tmpl, "spec.template", extra_volumes, errs);
     if let Some(t) = tmpl {
         require_template_restart_policy(t, "spec.template", &["Always"], errs);
         if get(sub(t, "spec"), "activeDeadlineSeconds").is_some() {
@@ -101,7 +110,7 @@ fn validate_template_for_controller(spec: &Value, owner: &str, errs: &mut Errs) 
 fn validate_deployment_spec(spec: &Value, errs: &mut Errs) {
     nonneg(spec, "replicas", "spec", errs);
     validate_selector_and_template(spec, "deployment", errs);
-    validate_template_for_controller(spec, "ReplicaSet", errs);
+    validate_template_for_controller(spec, "ReplicaSet", &[], errs);
     let strategy = sub(spec, "strategy");
     match s(strategy, "type") {
         "Recreate" => {
@@ -163,7 +172,7 @@ fn validate_replica_set_spec(spec: &Value, errs: &mut Errs) {
     nonneg(spec, "replicas", "spec", errs);
     nonneg(spec, "minReadySeconds", "spec", errs);
     validate_selector_and_template(spec, "deployment", errs);
-    validate_template_for_controller(spec, "ReplicaSet", errs);
+    validate_template_for_controller(spec, "ReplicaSet", &[], errs);
 }
 
 fn validate_stateful_set_spec(spec: &Value, errs: &mut Errs) {
@@ -236,7 +245,14 @@ fn validate_stateful_set_spec(spec: &Value, errs: &mut Errs) {
         }
     }
     validate_selector_and_template(spec, "statefulset", errs);
-    validate_template_for_controller(spec, "StatefulSet", errs);
+    // Each claim template becomes a volume of every pod, named as the claim
+    // template, so the containers may mount it.
+    let claim_volumes: Vec<&str> = super::util::arr(spec, "volumeClaimTemplates")
+        .iter()
+        .map(|pvc| s(sub(pvc, "metadata"), "name"))
+        .filter(|name| !name.is_empty())
+        .collect();
+    validate_template_for_controller(spec, "StatefulSet", &claim_volumes, errs);
     for (i, pvc) in super::util::arr(spec, "volumeClaimTemplates")
         .iter()
         .enumerate()

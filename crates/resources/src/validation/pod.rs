@@ -58,7 +58,7 @@ const UPDATABLE_POD_FIELDS: &str = "`spec.containers[*].image`,`spec.initContain
 /// `ValidatePodCreate` / `ValidatePodUpdate` (metadata is checked by the caller).
 pub(crate) fn validate_pod(pod: &Value, old: Option<&Value>, errs: &mut Errs) {
     let spec = sub(pod, "spec");
-    validate_pod_spec(spec, "spec", true, errs);
+    validate_pod_spec(spec, "spec", &[], errs);
     validate_pod_specific_annotations(pod, errs);
     for (list, path) in [
         ("containers", "spec.containers"),
@@ -286,6 +286,18 @@ pub(crate) fn validate_pod_status_update(pod: &Value, old: &Value, errs: &mut Er
 /// `ValidatePodTemplateSpec` at `path` (e.g. `spec.template`); a missing
 /// template is `Required`.
 pub(crate) fn validate_pod_template_spec(tmpl: Option<&Value>, path: &str, errs: &mut Errs) {
+    validate_pod_template_spec_with_volumes(tmpl, path, &[], errs);
+}
+
+/// [`validate_pod_template_spec`] where volume mounts may also name
+/// `extra_volumes` (a StatefulSet's `volumeClaimTemplates`, which become
+/// volumes of each pod).
+pub(crate) fn validate_pod_template_spec_with_volumes(
+    tmpl: Option<&Value>,
+    path: &str,
+    extra_volumes: &[&str],
+    errs: &mut Errs,
+) {
     let Some(tmpl) = tmpl else {
         errs.push(FieldError::required(path, ""));
         return;
@@ -294,7 +306,7 @@ pub(crate) fn validate_pod_template_spec(tmpl: Option<&Value>, path: &str, errs:
     validate_labels(meta, "labels", &ch(path, "labels"), errs);
     validate_annotations(meta, "annotations", &ch(path, "annotations"), errs);
     let spec = sub(tmpl, "spec");
-    validate_pod_spec(spec, &ch(path, "spec"), false, errs);
+    validate_pod_spec(spec, &ch(path, "spec"), extra_volumes, errs);
     if !arr(spec, "ephemeralContainers").is_empty() {
         errs.push(FieldError::forbidden(
             ch(&ch(path, "spec"), "ephemeralContainers"),
@@ -303,9 +315,11 @@ pub(crate) fn validate_pod_template_spec(tmpl: Option<&Value>, path: &str, errs:
     }
 }
 
-/// `ValidatePodSpec`.
-pub(crate) fn validate_pod_spec(spec: &Value, path: &str, _is_pod: bool, errs: &mut Errs) {
-    let volumes = validate_volumes(spec, &ch(path, "volumes"), errs);
+/// `ValidatePodSpec`; volume mounts may name the spec's volumes and
+/// `extra_volumes`.
+pub(crate) fn validate_pod_spec(spec: &Value, path: &str, extra_volumes: &[&str], errs: &mut Errs) {
+    let mut volumes = validate_volumes(spec, &ch(path, "volumes"), errs);
+    volumes.extend(extra_volumes.iter().map(|v| v.to_string()));
     let restart_policy = s(spec, "restartPolicy");
     validate_containers(spec, &volumes, path, errs);
     match restart_policy {

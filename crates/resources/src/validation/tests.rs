@@ -1032,6 +1032,42 @@ fn workloads() {
     );
 }
 
+/// Containers of a StatefulSet may mount its volume claim templates by name
+/// (the claims become pod volumes); other names are still `Not found`.
+#[test]
+fn stateful_set_mounts_claim_templates() {
+    let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"serviceName": "nginx", "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"volumes": [{"name": "cache", "emptyDir": {}}],
+                    "initContainers": [{"name": "init", "image": "busybox", "volumeMounts": [{"name": "www", "mountPath": "/www"}]}],
+                    "containers": [{"name": "nginx", "image": "nginx:1.27",
+                        "volumeMounts": [{"name": "www", "mountPath": "/usr/share/nginx/html"}, {"name": "cache", "mountPath": "/cache"}]}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "www"},
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]}});
+    check("apps/StatefulSet", sts.clone(), &[]);
+    assert_eq!(
+        lines(
+            "apps/StatefulSet",
+            with(&sts, |s| {
+                s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["name"] =
+                    json!("data")
+            })
+        ),
+        [r#"spec.template.spec.containers[0].volumeMounts[0].name: Not found: "data""#]
+    );
+    // The claim names count only for the StatefulSet's own template.
+    let mut dep = deployment();
+    dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "www", "mountPath": "/www"}]);
+    check(
+        "apps/Deployment",
+        dep,
+        &["spec.template.spec.containers[0].volumeMounts[0].name"],
+    );
+}
+
 #[test]
 fn jobs() {
     let job = json!({"metadata": {"name": "j", "namespace": "d", "uid": "1234"},
@@ -1439,6 +1475,31 @@ fn config_maps_and_secrets() {
         frozen.clone(),
         with(&frozen, |s| s["data"]["k"] = json!("eQ==")),
         &["data"],
+    );
+}
+
+/// Validation sees a Secret after its `stringData` was merged into `data`, so
+/// keys and size are checked on the merged data.
+#[test]
+fn secret_string_data_is_validated_as_data() {
+    let secret = |extra: Value| {
+        let mut s = json!({"metadata": {"name": "s", "namespace": "d"}, "data": {"a": "eA=="}});
+        s["stringData"] = extra;
+        s
+    };
+    check("Secret", secret(json!({"b": "y", "a": "z"})), &[]);
+    check(
+        "Secret",
+        secret(json!({"bad key": "v"})),
+        &["data[bad key]"],
+    );
+    let big = "x".repeat(1024 * 1024);
+    check("Secret", secret(json!({"big": big})), &["data"]);
+    check(
+        "Secret",
+        json!({"metadata": {"name": "s", "namespace": "d"}, "type": "kubernetes.io/tls",
+            "stringData": {"tls.crt": "c", "tls.key": "k"}}),
+        &[],
     );
 }
 
