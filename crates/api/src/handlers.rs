@@ -366,6 +366,13 @@ fn decode_bytes(ct: &str, bytes: &Bytes) -> Result<(Value, Vec<u8>), ApiError> {
             let raw = serde_json::to_vec(&v).map_err(ApiError::internal)?;
             Ok((v, raw))
         }
+        "application/json-patch+json"
+        | "application/merge-patch+json"
+        | "application/strategic-merge-patch+json" => {
+            let v: Value = serde_json::from_slice(bytes)
+                .map_err(|e| ApiError::BadRequest(format!("error decoding patch: {e}")))?;
+            Ok((v, bytes.to_vec()))
+        }
         _ => {
             let v: Value = serde_json::from_slice(bytes).map_err(|e| {
                 ApiError::BadRequest(format!(
@@ -378,16 +385,46 @@ fn decode_bytes(ct: &str, bytes: &Bytes) -> Result<(Value, Vec<u8>), ApiError> {
     }
 }
 
-/// `fieldValidation`: Strict turns unknown/duplicate fields into a 400; Warn
-/// returns them as `Warning` headers. Unknown fields that are let through
-/// (Warn/Ignore) are dropped from `obj`, never stored. `raw` is `obj` as sent.
+/// Where an object under admission came from: a request body, or a patch
+/// applied to the stored object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Body,
+    Patch,
+}
+
+/// Values of the wrong JSON type cannot be decoded into the kind: a 400 for
+/// a body (upstream's decoding error), a 422 on `patch` for a patch result.
+/// Then `fieldValidation`: Strict turns unknown/duplicate fields into a 400;
+/// Warn returns them as `Warning` headers. Unknown fields that are let
+/// through (Warn/Ignore) are dropped from `obj`, never stored. `raw` is
+/// `obj` as sent.
 fn admit_fields(
     rt: &ResourceType,
     raw: &[u8],
     obj: &mut Value,
     opts: &WriteOptions,
+    origin: Origin,
 ) -> Result<Vec<String>, ApiError> {
     use resources::openapi::strict;
+    let wrong_types = strict::type_problems(&rt.group, &rt.version, &rt.kind, obj);
+    if !wrong_types.is_empty() {
+        let message = strict::decode_error(&rt.kind, &rt.version, &wrong_types);
+        return Err(match origin {
+            Origin::Body => ApiError::BadRequest(message),
+            Origin::Patch => ApiError::Invalid {
+                kind: rt.kind.clone(),
+                group: rt.group.clone(),
+                name: crate::object::name(obj).to_string(),
+                causes: vec![resources::validation::FieldError {
+                    error_type: resources::validation::ErrorType::Invalid,
+                    field: "patch".into(),
+                    bad_value: None,
+                    detail: message,
+                }],
+            },
+        });
+    }
     let problems = match opts.field_validation {
         FieldValidation::Ignore => Vec::new(),
         _ => {
@@ -555,7 +592,7 @@ async fn serve_resource(
         (Method::POST, None) => {
             let opts = write_options(&query, headers)?;
             let (mut obj, raw, _) = read_body(headers, &body)?;
-            let warnings = admit_fields(&rt, &raw, &mut obj, &opts)?;
+            let warnings = admit_fields(&rt, &raw, &mut obj, &opts, Origin::Body)?;
             let created = rest.create(&scope, obj, &opts).await?;
             Ok(with_warnings(
                 json_response(StatusCode::CREATED, &created),
@@ -604,7 +641,7 @@ async fn serve_resource(
                 }
                 _ => {
                     let mut obj = obj;
-                    let warnings = admit_fields(&rt, &raw, &mut obj, &opts)?;
+                    let warnings = admit_fields(&rt, &raw, &mut obj, &opts, Origin::Body)?;
                     let out = rest
                         .update_with(&scope, name, sub, &opts, |_| Ok(obj.clone()))
                         .await?;
@@ -643,7 +680,7 @@ async fn serve_resource(
                 }
                 let mut config = patch_body;
                 let raw = serde_json::to_vec(&config).map_err(ApiError::internal)?;
-                let warnings = admit_fields(&rt, &raw, &mut config, &opts)?;
+                let warnings = admit_fields(&rt, &raw, &mut config, &opts, Origin::Body)?;
                 let applied = crate::apply::apply(
                     rest,
                     &scope,
@@ -686,7 +723,7 @@ async fn serve_resource(
                             let mut patched = patch::apply(kind, old, &patch_body)?;
                             let raw = serde_json::to_vec(&patched).map_err(ApiError::internal)?;
                             *warnings.lock().unwrap_or_else(|e| e.into_inner()) =
-                                admit_fields(&rt, &raw, &mut patched, &opts)?;
+                                admit_fields(&rt, &raw, &mut patched, &opts, Origin::Patch)?;
                             Ok(patched)
                         })
                         .await?;

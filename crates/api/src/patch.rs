@@ -165,11 +165,19 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value, schema: Option<&'static V
         *doc = patch.clone();
         return;
     };
-    if p.get("$patch").and_then(Value::as_str) == Some("replace") {
-        let mut m = p.clone();
-        m.remove("$patch");
-        *doc = Value::Object(m);
-        return;
+    match p.get("$patch").and_then(Value::as_str) {
+        Some("replace") => {
+            let mut m = p.clone();
+            m.remove("$patch");
+            *doc = Value::Object(m);
+            return;
+        }
+        // Upstream's handleDirectiveInMergeMap: the map becomes empty.
+        Some("delete") => {
+            *doc = Value::Object(Map::new());
+            return;
+        }
+        _ => {}
     }
     if !doc.is_object() {
         *doc = Value::Object(Map::new());
@@ -179,6 +187,21 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value, schema: Option<&'static V
         let keep: Vec<&str> = keep.iter().filter_map(Value::as_str).collect();
         target.retain(|k, _| keep.contains(&k.as_str()));
     }
+    // `$setElementOrder/<list>`: the live list as it was before merging, to
+    // order the merged list by afterwards.
+    let orders: Vec<(&str, &Vec<Value>, Vec<Value>)> = p
+        .iter()
+        .filter_map(|(k, v)| {
+            let field = k.strip_prefix("$setElementOrder/")?;
+            let order = v.as_array()?;
+            let live = target
+                .get(field)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            Some((field, order, live))
+        })
+        .collect();
     for (k, v) in p {
         if k == "$retainKeys" || k == "$patch" || k.starts_with("$setElementOrder/") {
             continue;
@@ -233,6 +256,60 @@ pub fn strategic_merge(doc: &mut Value, patch: &Value, schema: Option<&'static V
             }
         }
     }
+    for (field, order, live) in orders {
+        let key = match list_merge(property(schema, field)) {
+            Some(ListMerge::ByKey(key)) => Some(key),
+            _ => None,
+        };
+        if let Some(Value::Array(list)) = target.get_mut(field) {
+            let merged = std::mem::take(list);
+            *list = order_list(merged, order, &live, key);
+        }
+    }
+}
+
+/// Orders a merged list as `$setElementOrder` asks (upstream's
+/// `normalizeElementOrder`): the items the order names come in its order,
+/// the items only the server had keep their live order, and the two are
+/// interleaved by their live positions (`mergeSortedSlice`).
+fn order_list(
+    merged: Vec<Value>,
+    order: &[Value],
+    live: &[Value],
+    key: Option<&str>,
+) -> Vec<Value> {
+    let id = |v: &Value| -> Option<Value> {
+        match key {
+            Some(k) => v.get(k).cloned(),
+            None => Some(v.clone()),
+        }
+    };
+    let index_in = |list: &[Value], v: &Value| -> Option<usize> {
+        let want = id(v)?;
+        list.iter().position(|x| id(x).as_ref() == Some(&want))
+    };
+    let (mut named, mut server_only): (Vec<Value>, Vec<Value>) = merged
+        .into_iter()
+        .partition(|v| index_in(order, v).is_some());
+    named.sort_by_key(|v| index_in(order, v));
+    server_only.sort_by_key(|v| index_in(live, v).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(named.len() + server_only.len());
+    let mut left = server_only.into_iter().peekable();
+    let mut right = named.into_iter().peekable();
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+            (Some(l), Some(r)) => matches!(
+                (index_in(live, l), index_in(live, r)),
+                (Some(li), Some(ri)) if li < ri
+            ),
+        };
+        let next = if take_left { left.next() } else { right.next() };
+        out.extend(next);
+    }
+    out
 }
 
 fn merge_list(
@@ -265,7 +342,13 @@ fn merge_list(
         }
         match pos {
             Some(i) => strategic_merge(&mut existing[i], item, item_schema),
-            None => existing.push(item.clone()),
+            None => {
+                // Merged onto nothing, so that directives and nulls inside a
+                // new item do not end up in the object.
+                let mut fresh = Value::Object(Map::new());
+                strategic_merge(&mut fresh, item, item_schema);
+                existing.push(fresh);
+            }
         }
     }
 }
@@ -301,6 +384,91 @@ mod tests {
         // primitive lists are unions.
         assert_eq!(out["spec"]["tolerations"], json!([{"key": "j"}]));
         assert_eq!(out["metadata"]["finalizers"], json!(["x", "y"]));
+    }
+
+    fn deployment(containers: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": {"spec": {"containers": containers}}}})
+    }
+
+    fn names(d: &Value) -> Vec<&str> {
+        d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn smp_set_element_order_orders_the_merged_list() {
+        let old = deployment(json!([{"name": "web"}, {"name": "side"}, {"name": "extra"}]));
+        let check = |patch: Value, want: &[&str]| {
+            let out = apply(PatchType::StrategicMerge, &old, &patch).unwrap();
+            assert_eq!(names(&out), want, "{patch}");
+        };
+        // A new item placed first, as kubectl edit/apply send it.
+        check(
+            json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "log"}, {"name": "web"}, {"name": "side"}],
+                "containers": [{"name": "log", "image": "l"}]}}}}),
+            &["log", "web", "side", "extra"],
+        );
+        // Reordering alone; the item only the server has keeps its place.
+        check(
+            json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "side"}, {"name": "web"}]}}}}),
+            &["side", "web", "extra"],
+        );
+        check(
+            json!({"spec": {"template": {"spec": {
+                "$setElementOrder/containers": [{"name": "extra"}, {"name": "web"}]}}}}),
+            // Upstream's interleaving: "side" sat before "extra" live.
+            &["side", "extra", "web"],
+        );
+        // Primitive lists are ordered by value.
+        let pod =
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"finalizers": ["a", "b", "c"]}});
+        let out = apply(
+            PatchType::StrategicMerge,
+            &pod,
+            &json!({"metadata": {"$setElementOrder/finalizers": ["c", "b"], "$deleteFromPrimitiveList/finalizers": ["a"]}}),
+        )
+        .unwrap();
+        assert_eq!(out["metadata"]["finalizers"], json!(["c", "b"]));
+    }
+
+    #[test]
+    fn smp_directives_on_maps_and_new_items() {
+        let old = json!({"apiVersion": "apps/v1", "kind": "Deployment", "spec": {
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+            "template": {"spec": {"containers": [{"name": "web"}]}}}});
+        // What kubectl apply sends when the file switches to Recreate.
+        let out = apply(
+            PatchType::StrategicMerge,
+            &old,
+            &json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate", "rollingUpdate": null}}}),
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        let out = apply(
+            PatchType::StrategicMerge,
+            &old,
+            &json!({"spec": {"strategy": {"$patch": "delete"}}}),
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["strategy"], json!({}));
+        // Directives and nulls inside a new list item are not stored.
+        let out = apply(
+            PatchType::StrategicMerge,
+            &old,
+            &json!({"spec": {"template": {"spec": {"containers": [{"name": "log", "image": null,
+                "$setElementOrder/env": [{"name": "A"}], "env": [{"name": "A", "value": "1"}]}]}}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][1],
+            json!({"name": "log", "env": [{"name": "A", "value": "1"}]})
+        );
     }
 
     #[test]
