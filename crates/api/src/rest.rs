@@ -536,6 +536,12 @@ impl Rest {
                 }
             }
             let mut new = merge_for_update(&rt, subresource, &old, new);
+            // Unchanged (a no-op apply, a repeated PUT): what is stored was
+            // defaulted and validated when written; answer without a write.
+            meta_mut(&mut new).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+            if new == old {
+                return Ok(new);
+            }
             if subresource == Some("status") {
                 track_update(&rt, subresource, opts, Some(&old), &mut new)?;
                 let causes = resources::validation::validate_status_update(

@@ -114,13 +114,12 @@ impl<'a> Schema<'a> {
         Some(s)
     }
 
-    /// An `x-kubernetes-*` extension, on the property first, then on the
+    /// An extension (`x-kubernetes-...`), on the property first, then on the
     /// definition it refers to.
     fn ext(&self, name: &str) -> Option<&'a Value> {
-        let key = format!("x-kubernetes-{name}");
         self.node
-            .and_then(|n| n.get(&key))
-            .or_else(|| self.resolved().and_then(|d| d.get(&key)))
+            .and_then(|n| n.get(name))
+            .or_else(|| self.resolved().and_then(|d| d.get(name)))
     }
 
     fn ext_str(&self, name: &str) -> Option<&'a str> {
@@ -129,7 +128,7 @@ impl<'a> Schema<'a> {
 
     /// The JSON type the schema declares for a scalar, if any.
     pub(crate) fn scalar_type(&self) -> Option<&'a str> {
-        if self.ext("int-or-string") == Some(&Value::Bool(true)) {
+        if self.ext("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
             return None;
         }
         self.resolved()?.get("type")?.as_str()
@@ -139,10 +138,10 @@ impl<'a> Schema<'a> {
         let Some(d) = self.resolved() else {
             return Ty::Deduced;
         };
-        if self.ext("int-or-string") == Some(&Value::Bool(true)) {
+        if self.ext("x-kubernetes-int-or-string") == Some(&Value::Bool(true)) {
             return Ty::Scalar;
         }
-        let atomic_map = self.ext_str("map-type") == Some("atomic");
+        let atomic_map = self.ext_str("x-kubernetes-map-type") == Some("atomic");
         let rest = match d.get("additionalProperties") {
             Some(ap @ Value::Object(_)) => self.at(ap),
             _ => self.deduced(),
@@ -190,15 +189,15 @@ impl<'a> Schema<'a> {
                 })
                 .unwrap_or_default()
         };
-        match self.ext_str("list-type") {
-            Some("map") => ListRel::Map(strings(self.ext("list-map-keys"))),
+        match self.ext_str("x-kubernetes-list-type") {
+            Some("map") => ListRel::Map(strings(self.ext("x-kubernetes-list-map-keys"))),
             Some("set") => ListRel::Set,
             Some(_) => ListRel::Atomic,
             None => {
                 let merge = self
                     .ext_str("patch-strategy")
                     .is_some_and(|s| s.split(',').any(|p| p == "merge"));
-                match (merge, self.ext_str("patch-merge-key")) {
+                match (merge, self.ext_str("x-kubernetes-patch-merge-key")) {
                     (true, Some(key)) => ListRel::Map(vec![key.to_string()]),
                     (true, None) => ListRel::Set,
                     _ => ListRel::Atomic,

@@ -100,7 +100,25 @@ pub fn schema_for(group: &str, version: &str, kind: &str) -> Option<&'static Val
 
 /// One definition by Kubernetes name.
 pub fn definition(name: &str) -> Option<&'static Value> {
-    catalog().definition(name)
+    definition_entry(name).map(|(_, v)| v)
+}
+
+/// One definition with its name as the catalog holds it. Hashed: schema
+/// walks resolve a `$ref` at nearly every node, and the names share long
+/// prefixes that make ordered lookups compare many bytes.
+pub fn definition_entry(name: &str) -> Option<(&'static str, &'static Value)> {
+    static INDEX: OnceLock<std::collections::HashMap<&'static str, &'static Value>> =
+        OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            catalog()
+                .definitions()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v))
+                .collect()
+        })
+        .get_key_value(name)
+        .map(|(k, v)| (*k, *v))
 }
 
 /// The definition name a `$ref` points at, if it points into the catalog.

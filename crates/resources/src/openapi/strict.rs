@@ -305,7 +305,6 @@ fn resolve_named(
     mut schema: &'static Value,
     mut name: Option<&'static str>,
 ) -> (&'static Value, Option<&'static str>) {
-    let definitions = schemas::catalog().definitions();
     // Definitions never chain far; the bound only guards a malformed catalog.
     for _ in 0..16 {
         let reference = schema.get("$ref").or_else(|| match schema.get("allOf") {
@@ -315,10 +314,10 @@ fn resolve_named(
         let target = reference
             .and_then(Value::as_str)
             .and_then(schemas::ref_target)
-            .and_then(|t| definitions.get_key_value(t));
+            .and_then(schemas::definition_entry);
         match target {
             Some((key, def)) => {
-                name = Some(key.as_str());
+                name = Some(key);
                 schema = def;
             }
             None => break,
