@@ -350,6 +350,9 @@ fn admit_fields(
     opts: &WriteOptions,
 ) -> Result<Vec<String>, ApiError> {
     use resources::openapi::strict;
+    if let Some(cr) = &rt.custom {
+        return crate::crd::admit_fields(cr, obj, opts);
+    }
     let problems = match opts.field_validation {
         FieldValidation::Ignore => Vec::new(),
         _ => {
@@ -586,6 +589,9 @@ async fn serve_resource(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".into(),
                 )
             })?;
+            if kind == patch::PatchType::StrategicMerge && rt.custom.is_some() {
+                return Err(crate::crd::strategic_merge_unsupported());
+            }
             if kind == patch::PatchType::Apply {
                 return Err(ApiError::UnsupportedMediaType(
                     "server-side apply (application/apply-patch+yaml) is not supported by this server yet".into(),
@@ -709,6 +715,9 @@ fn delete_options(
 
 /// The `autoscaling/v1` Scale view of a scalable object.
 fn scale_of(rt: &ResourceType, obj: &Value) -> Result<Value, ApiError> {
+    if let Some(paths) = rt.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        return Ok(crate::crd::scale_of(paths, obj));
+    }
     // ReplicationControllers select with a plain label map.
     let selector = match obj.pointer("/spec/selector") {
         Some(s) if rt.group.is_empty() => {
@@ -778,7 +787,10 @@ where
             } else if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");
             }
-            n["spec"]["replicas"] = json!(replicas);
+            match rt.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+                Some(paths) => crate::crd::set_spec_replicas(paths, &mut n, replicas),
+                None => n["spec"]["replicas"] = json!(replicas),
+            }
             Ok(n)
         })
         .await?;

@@ -8,6 +8,7 @@ pub mod admission;
 pub mod allocator;
 pub mod authn;
 pub mod bootstrap;
+pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
@@ -77,6 +78,10 @@ pub async fn run(
             node_port_range: cfg.node_port_range,
         },
     ));
+    // Stored CRDs are served from the first request on.
+    crd::controller::load(&rest)
+        .await
+        .map_err(Error::Bootstrap)?;
     let state = Arc::new(handlers::AppState {
         rest: rest.clone(),
         server_address: cfg.advertise_address.clone(),
@@ -94,9 +99,11 @@ pub async fn run(
         rest.clone(),
         shutdown.clone(),
     ));
+    let crds = tokio::spawn(crd::controller::run(rest.clone(), shutdown.clone()));
     let background = bootstrap::spawn_maintenance(rest, cfg, shutdown.clone());
     let _ = server.await;
     background.abort();
+    crds.abort();
     namespaces.abort();
     Ok(())
 }
