@@ -22,7 +22,11 @@ pub struct OpenApiCache {
 impl OpenApiCache {
     /// Drops every rendered document (the registry changed).
     pub fn invalidate(&self) {
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).1.clear();
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clear();
     }
 
     fn get_or(

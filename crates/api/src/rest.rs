@@ -954,17 +954,17 @@ fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
 fn tracks_generation(rt: &ResourceType) -> bool {
     rt.custom.is_some()
         || !matches!(
-        (rt.group.as_str(), rt.kind.as_str()),
-        (
-            "",
-            "Namespace"
-                | "Node"
-                | "Service"
-                | "PersistentVolume"
-                | "PersistentVolumeClaim"
-                | "ResourceQuota"
-        )
-    ) && (rt.has_status || rt.group.contains('.') && !rt.group.ends_with(".k8s.io"))
+            (rt.group.as_str(), rt.kind.as_str()),
+            (
+                "",
+                "Namespace"
+                    | "Node"
+                    | "Service"
+                    | "PersistentVolume"
+                    | "PersistentVolumeClaim"
+                    | "ResourceQuota"
+            )
+        ) && (rt.has_status || rt.group.contains('.') && !rt.group.ends_with(".k8s.io"))
 }
 
 /// Server-owned fields on create: uid, timestamps, generation, initial status.

@@ -29,11 +29,18 @@ use crate::rest::{DeleteOptions, ListOptions, Rest, Scope, WriteOptions};
 const RESYNC: Duration = Duration::from_secs(5);
 
 fn crd_scope(rest: &Rest) -> Result<Scope, ApiError> {
-    rest.scope(apiextensions::GROUP, "v1", "customresourcedefinitions", None)
+    rest.scope(
+        apiextensions::GROUP,
+        "v1",
+        "customresourcedefinitions",
+        None,
+    )
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
 fn condition<'a>(crd: &'a Value, type_: &str) -> Option<&'a Value> {
@@ -122,24 +129,43 @@ pub fn name_conflict(crd: &Value, others: &[Value], reg: &Registry) -> Option<(S
     }
     let used = |list: &[String], n: &str| !n.is_empty() && list.iter().any(|u| u == n);
     if used(&used_resources, plural) {
-        return Some(("PluralConflict".into(), format!("{plural:?} is already in use")));
+        return Some((
+            "PluralConflict".into(),
+            format!("{plural:?} is already in use"),
+        ));
     }
     if used(&used_resources, singular) {
-        return Some(("SingularConflict".into(), format!("{singular:?} is already in use")));
+        return Some((
+            "SingularConflict".into(),
+            format!("{singular:?} is already in use"),
+        ));
     }
     if let Some(s) = short.iter().find(|s| used(&used_resources, s)) {
-        return Some(("ShortNamesConflict".into(), format!("{s:?} is already in use")));
+        return Some((
+            "ShortNamesConflict".into(),
+            format!("{s:?} is already in use"),
+        ));
     }
     if used(&used_kinds, kind) {
         return Some(("KindConflict".into(), format!("{kind:?} is already in use")));
     }
     if used(&used_kinds, list_kind) {
-        return Some(("ListKindConflict".into(), format!("{list_kind:?} is already in use")));
+        return Some((
+            "ListKindConflict".into(),
+            format!("{list_kind:?} is already in use"),
+        ));
     }
     None
 }
 
-fn set_condition(status: &mut Value, type_: &str, value: &str, reason: &str, message: &str, now: &str) {
+fn set_condition(
+    status: &mut Value,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    now: &str,
+) {
     if !status.get("conditions").is_some_and(Value::is_array) {
         status["conditions"] = json!([]);
     }
@@ -174,7 +200,14 @@ pub fn desired_status(crd: &Value, conflict: Option<&(String, String)>, now: &st
     match conflict {
         None => {
             status["acceptedNames"] = crd.pointer("/spec/names").cloned().unwrap_or_default();
-            set_condition(&mut status, "NamesAccepted", "True", "NoConflicts", "no conflicts found", now);
+            set_condition(
+                &mut status,
+                "NamesAccepted",
+                "True",
+                "NoConflicts",
+                "no conflicts found",
+                now,
+            );
             set_condition(
                 &mut status,
                 "Established",
@@ -190,7 +223,14 @@ pub fn desired_status(crd: &Value, conflict: Option<&(String, String)>, now: &st
             }
             set_condition(&mut status, "NamesAccepted", "False", reason, message, now);
             if !is_true(crd, "Established") {
-                set_condition(&mut status, "Established", "False", "NotAccepted", "not all names are accepted", now);
+                set_condition(
+                    &mut status,
+                    "Established",
+                    "False",
+                    "NotAccepted",
+                    "not all names are accepted",
+                    now,
+                );
             }
         }
     }
@@ -258,7 +298,11 @@ pub async fn run(rest: Arc<Rest>, shutdown: CancellationToken) {
     }
 }
 
-async fn sync_logged(rest: &Rest, crd_name: &str, registered: &mut HashMap<String, (String, String)>) {
+async fn sync_logged(
+    rest: &Rest,
+    crd_name: &str,
+    registered: &mut HashMap<String, (String, String)>,
+) {
     let span = tracing::info_span!("crd", name = crd_name);
     let _enter = span.enter();
     if let Err(e) = sync(rest, crd_name, registered).await {
@@ -289,7 +333,12 @@ pub async fn sync(
     let finalizers: Vec<String> = crd
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     let has_finalizer = finalizers.iter().any(|f| f == CLEANUP_FINALIZER);
     let now = crate::object::now_rfc3339();
@@ -326,12 +375,18 @@ pub async fn sync(
     };
     let status = desired_status(&crd, conflict.as_ref(), &now);
     let crd = if crd.get("status") != Some(&status) {
-        rest.update_with(&scope, crd_name, Some("status"), &WriteOptions::default(), |old| {
-            let mut n = old.clone();
-            crate::object::meta_mut(&mut n).remove("resourceVersion");
-            n["status"] = status.clone();
-            Ok(n)
-        })
+        rest.update_with(
+            &scope,
+            crd_name,
+            Some("status"),
+            &WriteOptions::default(),
+            |old| {
+                let mut n = old.clone();
+                crate::object::meta_mut(&mut n).remove("resourceVersion");
+                n["status"] = status.clone();
+                Ok(n)
+            },
+        )
         .await?
     } else {
         crd
@@ -350,7 +405,11 @@ pub async fn sync(
         let current: Vec<_> = reg
             .all()
             .iter()
-            .filter(|t| wanted.first().is_some_and(|w| t.group == group && t.resource == w.resource))
+            .filter(|t| {
+                wanted
+                    .first()
+                    .is_some_and(|w| t.group == group && t.resource == w.resource)
+            })
             .map(|t| (**t).clone())
             .collect();
         if current != wanted {
@@ -383,12 +442,18 @@ async fn finalize(
             "CustomResource deletion is in progress",
             now,
         );
-        rest.update_with(scope, &crd_name, Some("status"), &WriteOptions::default(), |old| {
-            let mut n = old.clone();
-            crate::object::meta_mut(&mut n).remove("resourceVersion");
-            n["status"] = status.clone();
-            Ok(n)
-        })
+        rest.update_with(
+            scope,
+            &crd_name,
+            Some("status"),
+            &WriteOptions::default(),
+            |old| {
+                let mut n = old.clone();
+                crate::object::meta_mut(&mut n).remove("resourceVersion");
+                n["status"] = status.clone();
+                Ok(n)
+            },
+        )
         .await?;
     }
     // The objects are listed through the storage version (all versions share
@@ -490,9 +555,6 @@ mod tests {
         // Built-in names of the same group clash too.
         let mut ing = crd("c", "ingresses", "Ingress");
         ing["spec"]["group"] = json!("networking.k8s.io");
-        assert_eq!(
-            name_conflict(&ing, &[], &reg).unwrap().0,
-            "PluralConflict"
-        );
+        assert_eq!(name_conflict(&ing, &[], &reg).unwrap().0, "PluralConflict");
     }
 }

@@ -42,15 +42,16 @@ pub fn definitions(rt: &ResourceType) -> Vec<(String, Value)> {
         }
     };
     object.insert("type".into(), json!("object"));
-    let props = object
-        .entry("properties")
-        .or_insert_with(|| json!({}));
+    let props = object.entry("properties").or_insert_with(|| json!({}));
     if let Some(p) = props.as_object_mut() {
         p.insert(
             "apiVersion".into(),
             json!({"type": "string", "description": API_VERSION_DOC}),
         );
-        p.insert("kind".into(), json!({"type": "string", "description": KIND_DOC}));
+        p.insert(
+            "kind".into(),
+            json!({"type": "string", "description": KIND_DOC}),
+        );
         p.insert(
             "metadata".into(),
             json!({"description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
