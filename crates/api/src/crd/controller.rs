@@ -529,6 +529,7 @@ mod tests {
         let a = crd("a", "widgets", "Widget");
         let mut b = crd("b", "gadgets", "Widget");
         b["metadata"]["name"] = json!("gadgets.example.com");
+        b["spec"]["names"]["singular"] = json!("gadget");
         let mut a_live = a.clone();
         a_live["status"] = desired_status(&a, None, "t0");
         assert_eq!(name_conflict(&a, &[a_live.clone()], &reg), None);
