@@ -56,6 +56,9 @@ spec:
             type: object
             description: What the CronTab runs and when.
             required: [cronSpec]
+            x-kubernetes-validations:
+            - rule: "self.cronSpec != 'never'"
+              message: cronSpec may not be never
             properties:
               cronSpec:
                 type: string
@@ -206,6 +209,16 @@ fn a_crd_serves_its_kind_with_schema_columns_and_subresources() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("spec.replicas: Invalid value: \"string\": spec.replicas in body must be of type integer: \"string\""),
+        "{err}"
+    );
+    // CEL rules (x-kubernetes-validations).
+    let out = s.kubectl_stdin(
+        &["apply", "-f", "-"],
+        "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: bad\nspec:\n  cronSpec: never\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec: Invalid value: \"object\": cronSpec may not be never"),
         "{err}"
     );
     assert!(s.fails(&["get", "ct", "bad"]).contains("NotFound"));
