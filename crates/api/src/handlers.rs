@@ -407,6 +407,9 @@ fn admit_fields(
     origin: Origin,
 ) -> Result<Vec<String>, ApiError> {
     use resources::openapi::strict;
+    if let Some(cr) = &rt.custom {
+        return crate::crd::admit_fields(cr, obj, opts);
+    }
     let wrong_types = strict::type_problems(&rt.group, &rt.version, &rt.kind, obj);
     if !wrong_types.is_empty() {
         let message = strict::decode_error(&rt.kind, &rt.version, &wrong_types);
@@ -666,6 +669,9 @@ async fn serve_resource(
                 Some("true") | Some("1") => Some(true),
                 Some(_) => Some(false),
             };
+            if kind == patch::PatchType::StrategicMerge && rt.custom.is_some() {
+                return Err(crate::crd::strategic_merge_unsupported());
+            }
             if kind == patch::PatchType::Apply {
                 if sub == Some("scale") {
                     return Err(ApiError::MethodNotAllowed);
@@ -826,6 +832,9 @@ fn delete_options(
 
 /// The `autoscaling/v1` Scale view of a scalable object.
 fn scale_of(rt: &ResourceType, obj: &Value) -> Result<Value, ApiError> {
+    if let Some(paths) = rt.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        return Ok(crate::crd::scale_of(paths, obj));
+    }
     // ReplicationControllers select with a plain label map.
     let selector = match obj.pointer("/spec/selector") {
         Some(s) if rt.group.is_empty() => {
@@ -895,7 +904,10 @@ where
             } else if let Some(m) = n.get_mut("metadata").and_then(Value::as_object_mut) {
                 m.remove("resourceVersion");
             }
-            n["spec"]["replicas"] = json!(replicas);
+            match rt.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+                Some(paths) => crate::crd::set_spec_replicas(paths, &mut n, replicas),
+                None => n["spec"]["replicas"] = json!(replicas),
+            }
             Ok(n)
         })
         .await?;

@@ -9,6 +9,7 @@ pub mod allocator;
 pub mod apply;
 pub mod authn;
 pub mod bootstrap;
+pub mod crd;
 pub mod discovery;
 pub mod error;
 pub mod handlers;
@@ -78,6 +79,10 @@ pub async fn run(
             node_port_range: cfg.node_port_range,
         },
     ));
+    // Stored CRDs are served from the first request on.
+    crd::controller::load(&rest)
+        .await
+        .map_err(Error::Bootstrap)?;
     let state = Arc::new(handlers::AppState {
         rest: rest.clone(),
         server_address: cfg.advertise_address.clone(),
@@ -95,9 +100,11 @@ pub async fn run(
         rest.clone(),
         shutdown.clone(),
     ));
+    let crds = tokio::spawn(crd::controller::run(rest.clone(), shutdown.clone()));
     let background = bootstrap::spawn_maintenance(rest, cfg, shutdown.clone());
     let _ = server.await;
     background.abort();
+    crds.abort();
     namespaces.abort();
     Ok(())
 }

@@ -12,33 +12,54 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::handlers::{json_bytes, AppState};
 
-/// Rendered documents, keyed by path (`v2`, `v3`, `v3/apis/apps/v1`).
+/// Rendered documents, keyed by path (`v2`, `v3`, `v3/apis/apps/v1`), for
+/// one generation of the registry (a CRD change starts a new one).
 #[derive(Default)]
 pub struct OpenApiCache {
-    docs: Mutex<HashMap<String, Bytes>>,
+    docs: Mutex<(u64, HashMap<String, Bytes>)>,
 }
 
 impl OpenApiCache {
     /// Drops every rendered document (the registry changed).
     pub fn invalidate(&self) {
-        self.docs.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.docs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .1
+            .clear();
     }
 
-    fn get_or(&self, key: &str, make: impl FnOnce() -> Option<serde_json::Value>) -> Option<Bytes> {
-        self.get_or_bytes(key, || {
+    fn get_or(
+        &self,
+        generation: u64,
+        key: &str,
+        make: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> Option<Bytes> {
+        self.get_or_bytes(generation, key, || {
             Some(Bytes::from(serde_json::to_vec(&make()?).ok()?))
         })
     }
 
-    fn get_or_bytes(&self, key: &str, make: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
-        if let Some(b) = self.docs.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
-            return Some(b.clone());
+    fn get_or_bytes(
+        &self,
+        generation: u64,
+        key: &str,
+        make: impl FnOnce() -> Option<Bytes>,
+    ) -> Option<Bytes> {
+        {
+            let mut docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());
+            if docs.0 != generation {
+                *docs = (generation, HashMap::new());
+            }
+            if let Some(b) = docs.1.get(key) {
+                return Some(b.clone());
+            }
         }
         let bytes = make()?;
-        self.docs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), bytes.clone());
+        let mut docs = self.docs.lock().unwrap_or_else(|e| e.into_inner());
+        if docs.0 == generation {
+            docs.1.insert(key.to_string(), bytes.clone());
+        }
         Some(bytes)
     }
 }
@@ -74,7 +95,8 @@ fn accepts_v2_protobuf(headers: &HeaderMap) -> bool {
 pub async fn v2(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let rest = st.rest.clone();
     if accepts_v2_protobuf(&headers) {
-        let doc = st.openapi.get_or_bytes("v2.pb", || {
+        let generation = rest.registry().generation();
+        let doc = st.openapi.get_or_bytes(generation, "v2.pb", || {
             let json = resources::openapi::document::v2(&rest.registry());
             Some(Bytes::from(resources::openapi::v2_proto::encode_document(
                 &json,
@@ -98,7 +120,8 @@ pub async fn v2(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response
         )
         .into_response();
     }
-    match st.openapi.get_or("v2", || {
+    let generation = rest.registry().generation();
+    match st.openapi.get_or(generation, "v2", || {
         Some(resources::openapi::document::v2(&rest.registry()))
     }) {
         Some(b) => json_bytes(b),
@@ -108,7 +131,8 @@ pub async fn v2(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response
 
 pub async fn v3_root(State(st): State<Arc<AppState>>) -> Response {
     let rest = st.rest.clone();
-    match st.openapi.get_or("v3", || {
+    let generation = rest.registry().generation();
+    match st.openapi.get_or(generation, "v3", || {
         Some(resources::openapi::document::v3_root(&rest.registry()))
     }) {
         Some(b) => json_bytes(b),
@@ -132,7 +156,8 @@ pub async fn v3_group_version(
     };
     let rest = st.rest.clone();
     let key = format!("v3/{path}");
-    match st.openapi.get_or(&key, || {
+    let generation = rest.registry().generation();
+    match st.openapi.get_or(generation, &key, || {
         resources::openapi::document::v3_group_version(&rest.registry(), &group, &version)
     }) {
         Some(b) => json_bytes(b),

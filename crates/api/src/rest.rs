@@ -172,7 +172,9 @@ impl Rest {
     /// The stored object in the version `rt` serves, with its resourceVersion.
     pub fn decode(rt: &ResourceType, kv: &KeyValue) -> Result<Value, ApiError> {
         let mut v = Self::decode_raw(kv)?;
-        if !Self::serves_stored_form(rt) {
+        if rt.custom.is_some() {
+            crate::crd::serve_version(rt, &mut v);
+        } else if !Self::serves_stored_form(rt) {
             v = resources::conversion::convert(v, &rt.api_version()).map_err(ApiError::internal)?;
         }
         Ok(v)
@@ -180,7 +182,7 @@ impl Rest {
 
     /// Whether stored bytes can be served as they are (no version conversion).
     pub fn serves_stored_form(rt: &ResourceType) -> bool {
-        resources::conversion::storage_version(&rt.group, &rt.kind).is_none()
+        rt.custom.is_none() && resources::conversion::storage_version(&rt.group, &rt.kind).is_none()
     }
 
     /// Appends the stored object to `out` with its resourceVersion spliced
@@ -215,6 +217,7 @@ impl Rest {
     fn encode(rt: &ResourceType, obj: &Value) -> Result<Bytes, ApiError> {
         let mut o = obj.clone();
         meta_mut(&mut o).remove("resourceVersion");
+        crate::crd::store_version(rt, &mut o);
         if let Some((group, version)) = resources::conversion::storage_version(&rt.group, &rt.kind)
         {
             let to = if group.is_empty() {
@@ -295,7 +298,7 @@ impl Rest {
                 let name = format!("{base}{}", object::random_suffix(5));
                 meta_mut(&mut candidate).insert("name".into(), json!(name));
             }
-            resources::defaults::apply_defaults(&rt.group, &rt.kind, &mut candidate);
+            crate::crd::apply_defaults(rt, &mut candidate);
             track_update(rt, None, opts, None, &mut candidate)?;
             self.validate(rt, &candidate, None)?;
             let allocation = if rt.group.is_empty() && rt.kind == "Service" {
@@ -363,7 +366,9 @@ impl Rest {
         obj: &Value,
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
-        let causes = resources::validation::validate(&rt.group, &rt.kind, rt.namespaced, obj, old);
+        let mut causes =
+            resources::validation::validate(&rt.group, &rt.kind, rt.namespaced, obj, old);
+        causes.extend(crate::crd::validate(rt, obj, old));
         if causes.is_empty() {
             Ok(())
         } else {
@@ -544,13 +549,14 @@ impl Rest {
             }
             if subresource == Some("status") {
                 track_update(&rt, subresource, opts, Some(&old), &mut new)?;
-                let causes = resources::validation::validate_status_update(
+                let mut causes = resources::validation::validate_status_update(
                     &rt.group,
                     &rt.kind,
                     rt.namespaced,
                     &new,
                     &old,
                 );
+                causes.extend(crate::crd::validate(&rt, &new, Some(&old)));
                 if !causes.is_empty() {
                     return Err(ApiError::Invalid {
                         kind: rt.kind.clone(),
@@ -560,7 +566,7 @@ impl Rest {
                     });
                 }
             } else {
-                resources::defaults::apply_defaults(&rt.group, &rt.kind, &mut new);
+                crate::crd::apply_defaults(&rt, &mut new);
                 if rt.group.is_empty() && rt.kind == "Service" {
                     self.services
                         .allocate(&mut new, Some(&old), opts.dry_run)
@@ -959,18 +965,19 @@ fn check_type_meta(rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
 
 /// Kinds whose `metadata.generation` counts spec changes.
 fn tracks_generation(rt: &ResourceType) -> bool {
-    !matches!(
-        (rt.group.as_str(), rt.kind.as_str()),
-        (
-            "",
-            "Namespace"
-                | "Node"
-                | "Service"
-                | "PersistentVolume"
-                | "PersistentVolumeClaim"
-                | "ResourceQuota"
-        )
-    ) && (rt.has_status || rt.group.contains('.') && !rt.group.ends_with(".k8s.io"))
+    rt.custom.is_some()
+        || !matches!(
+            (rt.group.as_str(), rt.kind.as_str()),
+            (
+                "",
+                "Namespace"
+                    | "Node"
+                    | "Service"
+                    | "PersistentVolume"
+                    | "PersistentVolumeClaim"
+                    | "ResourceQuota"
+            )
+        ) && (rt.has_status || rt.group.contains('.') && !rt.group.ends_with(".k8s.io"))
 }
 
 /// Server-owned fields on create: uid, timestamps, generation, initial status.
@@ -1049,10 +1056,15 @@ pub fn reset_fields(rt: &ResourceType, subresource: Option<&str>) -> &'static [&
 
 /// The schema the field manager walks for objects of `rt`.
 pub fn field_types(rt: &ResourceType) -> resources::fieldmanager::TypeSource<'_> {
-    resources::fieldmanager::TypeSource::Builtin {
-        group: &rt.group,
-        version: &rt.version,
-        kind: &rt.kind,
+    // A custom resource without a schema is tracked untyped, as a kind the
+    // catalog does not know.
+    match rt.custom.as_ref().and_then(|c| c.schema.as_ref()) {
+        Some(schema) => resources::fieldmanager::TypeSource::Structural(schema),
+        None => resources::fieldmanager::TypeSource::Builtin {
+            group: &rt.group,
+            version: &rt.version,
+            kind: &rt.kind,
+        },
     }
 }
 
@@ -1162,7 +1174,7 @@ fn bump_generation(rt: &ResourceType, old: &Value, new: &mut Value) {
     if !tracks_generation(rt) {
         return;
     }
-    if object::spec_part(old) != object::spec_part(new) {
+    if crate::crd::spec_changed(rt, old, new) {
         let g = old
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)

@@ -35,8 +35,10 @@ pub fn wants_table(accept: &str) -> bool {
 
 /// One Table row for `obj`.
 pub fn row(rt: &ResourceType, obj: &Value, include: IncludeObject, now: jiff::Timestamp) -> Value {
-    let printer = resources::printers::printer_for(&rt.group, &rt.kind);
-    let cells = (printer.cells)(obj, now);
+    let cells = match &rt.custom {
+        Some(cr) => resources::apiextensions::columns::cells(cr, obj, now),
+        None => (resources::printers::printer_for(&rt.group, &rt.kind).cells)(obj, now),
+    };
     let mut r = json!({"cells": cells});
     match include {
         IncludeObject::None => {}
@@ -80,7 +82,10 @@ pub fn assemble(
         "rows": rows,
     });
     if with_columns {
-        t["columnDefinitions"] = json!(printer.columns);
+        t["columnDefinitions"] = match &rt.custom {
+            Some(cr) => resources::apiextensions::columns::definitions(cr),
+            None => json!(printer.columns),
+        };
     } else {
         t["columnDefinitions"] = json!(null);
     }

@@ -51,6 +51,9 @@ pub struct ResourceType {
     pub storage_group_resource: String,
     /// Whether `spec` and `status` are written apart (`/status` subresource).
     pub has_status: bool,
+    /// For a custom resource: what its CustomResourceDefinition says about
+    /// this version (schema, printer columns, scale paths). `None` for built-ins.
+    pub custom: Option<Arc<crate::apiextensions::CustomResource>>,
 }
 
 impl ResourceType {
@@ -81,12 +84,16 @@ impl ResourceType {
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
     types: Vec<Arc<ResourceType>>,
+    /// Bumped on every change, so documents derived from the registry
+    /// (discovery, OpenAPI) know when to be rebuilt.
+    generation: u64,
 }
 
 impl Registry {
     pub fn builtin() -> Self {
         Registry {
             types: builtin().into_iter().map(Arc::new).collect(),
+            generation: 0,
         }
     }
 
@@ -95,11 +102,32 @@ impl Registry {
             !(t.group == rt.group && t.version == rt.version && t.resource == rt.resource)
         });
         self.types.push(Arc::new(rt));
+        self.generation += 1;
     }
 
     pub fn remove_group_resource(&mut self, group: &str, resource: &str) {
         self.types
             .retain(|t| !(t.group == group && t.resource == resource));
+        self.generation += 1;
+    }
+
+    /// Replaces every served version of `group`/`resource` with `types` (none
+    /// to stop serving it), in one step.
+    pub fn replace_group_resource(
+        &mut self,
+        group: &str,
+        resource: &str,
+        types: Vec<ResourceType>,
+    ) {
+        self.types
+            .retain(|t| !(t.group == group && t.resource == resource));
+        self.types.extend(types.into_iter().map(Arc::new));
+        self.generation += 1;
+    }
+
+    /// Changes with every add or removal.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn all(&self) -> &[Arc<ResourceType>] {
@@ -222,6 +250,10 @@ impl Def {
     }
     const fn all(mut self) -> Self {
         self.categories = &["all"];
+        self
+    }
+    const fn categories(mut self, c: &'static [&'static str]) -> Self {
+        self.categories = c;
         self
     }
     const fn status(mut self) -> Self {
@@ -494,6 +526,17 @@ fn builtin_defs() -> Vec<Def> {
         .short(&["pc"]),
         // node.k8s.io/v1
         def("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", false),
+        // apiextensions.k8s.io/v1
+        def(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+        )
+        .short(&["crd", "crds"])
+        .categories(&["api-extensions"])
+        .status(),
     ]
 }
 
@@ -532,6 +575,7 @@ pub fn builtin() -> Vec<ResourceType> {
                     format!("{}.{}", d.resource, storage_group)
                 },
                 has_status: d.status,
+                custom: None,
             }
         })
         .collect()

@@ -12,6 +12,10 @@ use serde_json::{json, Map, Value};
 /// Apply the v1 defaults of `group`/`kind` to `obj` in place. Unknown kinds
 /// are left alone.
 pub fn apply_defaults(group: &str, kind: &str, obj: &mut Value) {
+    if (group, kind) == (crate::apiextensions::GROUP, "CustomResourceDefinition") {
+        crate::apiextensions::crd::apply_defaults(obj);
+        return;
+    }
     let Some(root) = obj.as_object_mut() else {
         return;
     };

@@ -74,13 +74,18 @@ pub fn v3_group_version(reg: &Registry, group: &str, version: &str) -> Option<Va
             paths.insert(item.path.clone(), item.render(Flavor::V3));
         }
     }
-    let schemas: Map<String, Value> = reachable(used)
+    let mut schemas: Map<String, Value> = reachable(used)
         .into_iter()
         .filter_map(|name| {
             let def = schemas::definition(&name)?;
             Some((name, to_v3_schema(def)))
         })
         .collect();
+    for rt in reg.resources_of(group, version) {
+        for (name, def) in super::custom::definitions(rt) {
+            schemas.insert(name, to_v3_schema(&def));
+        }
+    }
     Some(json!({
         "openapi": "3.0.0",
         "info": { "title": "Kubernetes", "version": KUBERNETES_VERSION },
@@ -110,13 +115,16 @@ pub fn v2(reg: &Registry) -> Value {
             paths.insert(item.path.clone(), item.render(Flavor::V2));
         }
     }
-    let definitions: Map<String, Value> = reachable(used)
+    let mut definitions: Map<String, Value> = reachable(used)
         .into_iter()
         .filter_map(|name| {
             let def = schemas::definition(&name)?.clone();
             Some((name, def))
         })
         .collect();
+    for rt in reg.all() {
+        definitions.extend(super::custom::definitions(rt));
+    }
     json!({
         "swagger": "2.0",
         "info": { "title": "Kubernetes", "version": KUBERNETES_VERSION },
@@ -476,6 +484,13 @@ const LIST_TYPES: &[&str] = &[
 ];
 const ANY: &[&str] = &["*/*"];
 const TEXT: &[&str] = &["text/plain", "application/json", "application/yaml"];
+/// Custom resources take no strategic merge patch (kubectl reads this and
+/// sends a JSON merge patch instead).
+const CUSTOM_PATCH_TYPES: &[&str] = &[
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+];
 const PATCH_TYPES: &[&str] = &[
     "application/apply-patch+yaml",
     "application/json-patch+json",
@@ -681,8 +696,15 @@ fn path_items(rt: &ResourceType) -> Vec<PathItem> {
     let scope = if rt.namespaced { "Namespaced" } else { "" };
     let kind = &rt.kind;
     let gvk = Gvk::new(g, v, kind);
-    let object = Payload::of(g, v, kind);
-    let list = Payload::of(g, v, &rt.list_kind);
+    let patch_types = if rt.custom.is_some() {
+        CUSTOM_PATCH_TYPES
+    } else {
+        PATCH_TYPES
+    };
+    let (object, list) = match super::custom::names(rt) {
+        Some((object, list)) => (Payload::Def(object), Payload::Def(list)),
+        None => (Payload::of(g, v, kind), Payload::of(g, v, &rt.list_kind)),
+    };
     let status = Payload::Def(STATUS.to_string());
     let can = |verb: &str| rt.verbs.iter().any(|x| x == verb);
     let op = |method, id: String, action, description: String, params| Op {
@@ -803,7 +825,7 @@ fn path_items(rt: &ResourceType) -> Vec<PathItem> {
             body: Some(Body {
                 payload: Payload::Def(PATCH.to_string()),
                 required: true,
-                types: PATCH_TYPES,
+                types: patch_types,
             }),
             codes: REPLACED,
             ..op(
@@ -856,7 +878,7 @@ fn path_items(rt: &ResourceType) -> Vec<PathItem> {
     }
 
     for sub in &rt.subresources {
-        let ops = subresource_ops(sub, &gv, scope, kind, &tag);
+        let ops = subresource_ops(sub, &gv, scope, kind, &tag, patch_types);
         if !ops.is_empty() {
             out.push(PathItem {
                 path: format!("{item}/{}", sub.name),
@@ -868,7 +890,14 @@ fn path_items(rt: &ResourceType) -> Vec<PathItem> {
     out
 }
 
-fn subresource_ops(sub: &Subresource, gv: &str, scope: &str, kind: &str, tag: &str) -> Vec<Op> {
+fn subresource_ops(
+    sub: &Subresource,
+    gv: &str,
+    scope: &str,
+    kind: &str,
+    tag: &str,
+    patch_types: &'static [&'static str],
+) -> Vec<Op> {
     let sub_id = capitalize(sub.name);
     let gvk = Gvk::new(sub.group, sub.version, sub.kind);
     let payload = Payload::of(sub.group, sub.version, sub.kind);
@@ -950,7 +979,7 @@ fn subresource_ops(sub: &Subresource, gv: &str, scope: &str, kind: &str, tag: &s
                 body: Some(Body {
                     payload: Payload::Def(PATCH.to_string()),
                     required: true,
-                    types: PATCH_TYPES,
+                    types: patch_types,
                 }),
                 codes: REPLACED,
                 ..op(

@@ -15,6 +15,7 @@
 //!
 //! No I/O: callers serve the documents and cache them per registry.
 
+pub mod custom;
 pub mod document;
 pub mod list_semantics;
 pub mod schemas;

@@ -327,6 +327,16 @@ fn build() -> Catalog {
         }
     }
     add_list_semantics(&mut definitions);
+    // Types with their own JSON form (JSONSchemaPropsOrArray/OrBool/...) are
+    // published upstream with a description only, not as alternatives.
+    for def in definitions.values_mut() {
+        if let Some(d) = def.as_object_mut() {
+            if d.contains_key("description") && !d.contains_key("properties") {
+                d.remove("oneOf");
+                d.remove("anyOf");
+            }
+        }
+    }
     Catalog {
         definitions,
         by_gvk,

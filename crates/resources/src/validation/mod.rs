@@ -22,8 +22,12 @@ mod tests;
 use serde_json::Value;
 use std::fmt;
 
-pub use names::{is_dns1123_label, is_dns1123_subdomain, is_qualified_name, is_valid_label_value};
+pub use names::{
+    is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
+    is_valid_label_value,
+};
 pub(crate) use pod::VOLUME_SOURCES;
+pub(crate) use util::go_quote as util_quote;
 
 /// The kind of a field error, as Kubernetes' `field.ErrorType`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub enum ErrorType {
     Required,
     Duplicate,
     Invalid,
+    /// A value of the wrong JSON type (`field.TypeInvalid`).
+    TypeInvalid,
     NotSupported,
     Forbidden,
     TooLong,
@@ -47,6 +53,7 @@ impl ErrorType {
             ErrorType::Required => "FieldValueRequired",
             ErrorType::Duplicate => "FieldValueDuplicate",
             ErrorType::Invalid => "FieldValueInvalid",
+            ErrorType::TypeInvalid => "FieldValueTypeInvalid",
             ErrorType::NotSupported => "FieldValueNotSupported",
             ErrorType::Forbidden => "FieldValueForbidden",
             ErrorType::TooLong => "FieldValueTooLong",
@@ -61,7 +68,7 @@ impl ErrorType {
             ErrorType::NotFound => "Not found",
             ErrorType::Required => "Required value",
             ErrorType::Duplicate => "Duplicate value",
-            ErrorType::Invalid => "Invalid value",
+            ErrorType::Invalid | ErrorType::TypeInvalid => "Invalid value",
             ErrorType::NotSupported => "Unsupported value",
             ErrorType::Forbidden => "Forbidden",
             ErrorType::TooLong => "Too long",
@@ -192,6 +199,9 @@ pub fn validate(
         "" => core::validate(kind, obj, old, &mut errs),
         "apps" => apps::validate(kind, obj, old, &mut errs),
         "batch" => batch::validate(kind, obj, old, &mut errs),
+        crate::apiextensions::GROUP if kind == "CustomResourceDefinition" => {
+            errs.extend(crate::apiextensions::crd::validate(obj, old))
+        }
         _ => other::validate(group, kind, obj, old, &mut errs),
     }
     errs
