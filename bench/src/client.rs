@@ -74,6 +74,19 @@ impl Client {
         accept: Option<&str>,
         body: Option<Bytes>,
     ) -> Result<Response<Incoming>> {
+        self.send_typed(method, path, accept, "application/json", body)
+            .await
+    }
+
+    /// Like [`Client::send`], with the body's content type given.
+    pub async fn send_typed(
+        &mut self,
+        method: Method,
+        path: &str,
+        accept: Option<&str>,
+        content_type: &str,
+        body: Option<Bytes>,
+    ) -> Result<Response<Incoming>> {
         self.sender.ready().await?;
         let mut req = Request::builder()
             .method(method)
@@ -81,7 +94,7 @@ impl Client {
             .header(HOST, &self.host)
             .header(ACCEPT, accept.unwrap_or("application/json"));
         if body.is_some() {
-            req = req.header(CONTENT_TYPE, "application/json");
+            req = req.header(CONTENT_TYPE, content_type);
         }
         let req = req.body(Full::new(body.unwrap_or_default()))?;
         Ok(self.sender.send_request(req).await?)
@@ -107,6 +120,21 @@ impl Client {
 
     pub async fn post(&mut self, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
         self.call(Method::POST, path, None, Some(body)).await
+    }
+
+    /// A PATCH with the given patch content type.
+    pub async fn patch(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Bytes)> {
+        let resp = self
+            .send_typed(Method::PATCH, path, None, content_type, Some(body))
+            .await?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok((status, body))
     }
 }
 

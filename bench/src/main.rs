@@ -5,10 +5,12 @@
 //! floor it is compared with (raw SQLite on the same disk), measured in the
 //! same run. Figures are printed, never asserted.
 
+mod apply;
 mod client;
 mod create;
 mod durability;
 mod floor;
+mod kubectl;
 mod list;
 mod objects;
 mod server;
@@ -33,13 +35,19 @@ struct Args {
     /// Where data dirs and floor databases go (same filesystem for both).
     #[arg(long, env = "BENCH_DIR", default_value = "/var/tmp")]
     work_dir: PathBuf,
-    /// Phases to run, comma-separated: create,list,watch,durability.
+    /// Phases to run, comma-separated: create,list,watch,apply,durability.
     #[arg(
         long,
         env = "BENCH_PHASES",
-        default_value = "create,list,watch,durability"
+        default_value = "create,list,watch,apply,durability"
     )]
     phases: String,
+    /// Deployments written in each round of the apply phase.
+    #[arg(long, env = "BENCH_APPLY_OBJECTS", default_value_t = 1000)]
+    apply_objects: usize,
+    /// Manifests in the directory given to `kubectl apply -f`.
+    #[arg(long, env = "BENCH_KUBECTL_OBJECTS", default_value_t = 200)]
+    kubectl_objects: usize,
     /// Duration of the create-rate run.
     #[arg(long, env = "BENCH_SECONDS", default_value_t = 20)]
     seconds: u64,
@@ -119,6 +127,10 @@ async fn main() -> Result<()> {
     if args.wants("list") || args.wants("watch") {
         let r = list_watch_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
         failed("list", r, &mut rows);
+    }
+    if args.wants("apply") {
+        let r = apply_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+        failed("apply", r, &mut rows);
     }
     if args.wants("durability") {
         let r = durability_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
@@ -440,6 +452,92 @@ async fn list_watch_phase(
             .log_problems()
             .into_iter()
             .map(|l| format!("[list/watch] {l}")),
+    );
+    Ok(())
+}
+
+async fn apply_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!(
+        "\n== apply: {} Deployments created, server-side applied, re-applied unchanged ({} clients)",
+        args.apply_objects, args.clients
+    );
+    let (mut server, _) = Server::start(bin, &work.join("apply")).await?;
+    let r = apply::run(&server, args.apply_objects, args.clients).await?;
+    rows.push(row(
+        "apply",
+        "Deployment creates/s (POST)",
+        rate(r.create),
+        "the same Deployments, same run: the base for the two rows below",
+    ));
+    rows.push(row(
+        "apply",
+        "server-side applies/s (creating)",
+        rate(r.apply),
+        format!("{:.2}x the create rate", r.apply / r.create),
+    ));
+    rows.push(row(
+        "apply",
+        "server-side re-applies/s (unchanged)",
+        rate(r.reapply),
+        format!(
+            "target >= 2x the create rate: {:.2}x; no-op applies write nothing",
+            r.reapply / r.create
+        ),
+    ));
+    if !r.errors.is_empty() {
+        rows.push(row(
+            "apply",
+            "errors",
+            r.errors.len().to_string(),
+            r.errors.join("; "),
+        ));
+    }
+    eprintln!(
+        "\n== kubectl: create -f / apply -f / apply -f again of a {}-object directory",
+        args.kubectl_objects
+    );
+    let dir = work.join("manifests");
+    kubectl::write_manifests(&dir, args.kubectl_objects)?;
+    let t = kubectl::run(&work.join("apply/kubeconfig.yaml"), &dir)?;
+    rows.push(row(
+        "kubectl",
+        format!("kubectl create -f ({} objects)", args.kubectl_objects),
+        ms(t.create),
+        "wall time, one kubectl process",
+    ));
+    rows.push(row(
+        "kubectl",
+        format!("kubectl apply -f ({} objects, new)", args.kubectl_objects),
+        ms(t.apply),
+        format!(
+            "{:.2}x create -f",
+            t.apply.as_secs_f64() / t.create.as_secs_f64()
+        ),
+    ));
+    rows.push(row(
+        "kubectl",
+        format!(
+            "kubectl apply -f ({} objects, unchanged)",
+            args.kubectl_objects
+        ),
+        ms(t.reapply),
+        format!(
+            "{:.2}x create -f",
+            t.reapply.as_secs_f64() / t.create.as_secs_f64()
+        ),
+    ));
+    server.stop();
+    problems.extend(
+        server
+            .log_problems()
+            .into_iter()
+            .map(|l| format!("[apply] {l}")),
     );
     Ok(())
 }

@@ -128,3 +128,30 @@ pub fn filler(seed: &str, len: usize) -> String {
         })
         .collect()
 }
+
+/// A Deployment as a user's manifest would have it (two containers with
+/// ports, env and resources), in the given namespace.
+pub fn deployment(namespace: &str, name: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name, "bench": "apply"}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [
+                    {
+                        "name": "web",
+                        "image": "registry.local/web:1.4.2",
+                        "ports": [{"containerPort": 8080, "name": "http"}],
+                        "env": [{"name": "MODE", "value": "production"}, {"name": "LOG", "value": "info"}],
+                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+                    },
+                    {"name": "sidecar", "image": "registry.local/proxy:2.0", "args": ["--port", "9000"]},
+                ]},
+            },
+        },
+    })
+}
