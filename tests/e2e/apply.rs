@@ -291,3 +291,85 @@ fn bad_apply_requests_change_nothing() {
         rv
     );
 }
+
+const WIDGET_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.demo.example.com
+spec:
+  group: demo.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, default: 1}
+              color: {type: string}
+              ports:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string}
+                    port: {type: integer}
+"#;
+
+#[test]
+fn server_side_apply_of_custom_resources_follows_their_schema() {
+    let s = Server::start();
+    s.apply_stdin(&["apply", "--server-side"], WIDGET_CRD);
+    common::eventually(std::time::Duration::from_secs(5), || {
+        s.kubectl(&["get", "widgets"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let w = "apiVersion: demo.example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec:\n  color: red\n  ports: [{name: http, port: 80}]\n";
+    s.apply_stdin(&["apply", "--server-side"], w);
+    let got = get(&s, &["widget", "w"]);
+    assert_eq!(got["spec"]["size"], 1, "defaulted: {got}");
+    let mine = entry(&got, "kubectl", "Apply").expect("kubectl entry");
+    assert!(
+        mine["fieldsV1"]["f:spec"]["f:ports"]["k:{\"name\":\"http\"}"]["f:port"].is_object(),
+        "{mine}"
+    );
+    // A second manager adds a port to the keyed list: both items stay.
+    let other = "apiVersion: demo.example.com/v1\nkind: Widget\nmetadata: {name: w}\nspec:\n  ports: [{name: metrics, port: 9090}]\n";
+    s.apply_stdin(
+        &["apply", "--server-side", "--field-manager=metrics"],
+        other,
+    );
+    let got = get(&s, &["widget", "w"]);
+    let ports: Vec<&str> = got["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(ports, ["http", "metrics"]);
+    // Changing the color another manager applied conflicts.
+    let out = s.kubectl_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=metrics",
+            "-f",
+            "-",
+        ],
+        &other.replace("spec:\n", "spec:\n  color: blue\n"),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(".spec.color"));
+}

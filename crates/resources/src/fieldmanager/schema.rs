@@ -20,6 +20,40 @@ pub(crate) struct Schema<'a> {
     crd_root: bool,
 }
 
+thread_local! {
+    /// Built-in schema nodes by address, to the definition their `$ref`s
+    /// lead to (`None`: the node itself says what it is).
+    static RESOLVED: std::cell::RefCell<std::collections::HashMap<usize, Option<&'static Value>>> =
+        Default::default();
+}
+
+/// The catalog definition a node's `$ref` (or single-entry `allOf`) chain
+/// ends at, if it has one.
+fn follow_refs(node: &Value) -> Option<&'static Value> {
+    let mut found: Option<&'static Value> = None;
+    let mut s = node;
+    for _ in 0..16 {
+        let reference = s.get("$ref").and_then(Value::as_str).or_else(|| {
+            s.get("allOf")
+                .and_then(Value::as_array)
+                .filter(|a| a.len() == 1)
+                .and_then(|a| a[0].get("$ref"))
+                .and_then(Value::as_str)
+        });
+        match reference
+            .and_then(schemas::ref_target)
+            .and_then(schemas::definition)
+        {
+            Some(def) => {
+                found = Some(def);
+                s = def;
+            }
+            None => break,
+        }
+    }
+    found
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Ty<'a> {
     Scalar,
@@ -91,27 +125,23 @@ impl<'a> Schema<'a> {
 
     /// The node with `$ref` and single-entry `allOf` wrappers followed.
     fn resolved(&self) -> Option<&'a Value> {
-        let mut s = self.node?;
+        let s = self.node?;
         if !self.builtin {
             return Some(s);
         }
-        for _ in 0..16 {
-            let reference = s.get("$ref").and_then(Value::as_str).or_else(|| {
-                s.get("allOf")
-                    .and_then(Value::as_array)
-                    .filter(|a| a.len() == 1)
-                    .and_then(|a| a[0].get("$ref"))
-                    .and_then(Value::as_str)
-            });
-            match reference
-                .and_then(schemas::ref_target)
-                .and_then(schemas::definition)
-            {
-                Some(def) => s = def,
-                None => break,
+        // Built-in nodes all live in the static catalog, and every walk
+        // resolves the same nodes again: remember each by its address.
+        let key = s as *const Value as usize;
+        let known = RESOLVED.with(|c| c.borrow().get(&key).copied());
+        let target = match known {
+            Some(t) => t,
+            None => {
+                let t = follow_refs(s);
+                RESOLVED.with(|c| c.borrow_mut().insert(key, t));
+                t
             }
-        }
-        Some(s)
+        };
+        Some(target.unwrap_or(s))
     }
 
     /// An extension (`x-kubernetes-...`), on the property first, then on the
