@@ -658,7 +658,7 @@ async fn serve_resource(
         }
         (Method::PATCH, Some(name)) => {
             let opts = write_options(&query, headers)?;
-            let (patch_body, _, ct) = read_body(headers, &body)?;
+            let (patch_body, patch_raw, ct) = read_body(headers, &body)?;
             let kind = patch::PatchType::from_content_type(&ct).ok_or_else(|| {
                 ApiError::UnsupportedMediaType(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json".into(),
@@ -685,8 +685,7 @@ async fn serve_resource(
                     ));
                 }
                 let mut config = patch_body;
-                let raw = serde_json::to_vec(&config).map_err(ApiError::internal)?;
-                let warnings = admit_fields(&rt, &raw, &mut config, &opts, Origin::Body)?;
+                let warnings = admit_fields(&rt, &patch_raw, &mut config, &opts, Origin::Body)?;
                 let applied = crate::apply::apply(
                     rest,
                     &scope,

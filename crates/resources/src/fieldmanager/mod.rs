@@ -275,9 +275,10 @@ pub fn apply(
     // The common re-apply: the same fields as last time, all already holding
     // the applied values. Nothing to prune, change or take from anyone.
     if let Some(live) = live {
-        let same_entry = before
-            .get(me)
-            .is_some_and(|b| b.api_version == req.api_version && b.set == entries[me].set);
+        let same_entry = before.get(me).is_some_and(|b| {
+            // Recorded sets never hold the server-owned metadata.
+            b.api_version == req.api_version && b.set == entries[me].set.difference(&strip)
+        });
         if same_entry && values_equal(&merged, &live_v) {
             return Ok(live.clone());
         }
