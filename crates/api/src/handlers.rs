@@ -842,23 +842,13 @@ fn scale_of(rt: &ResourceType, obj: &Value) -> Result<Value, ApiError> {
         Some(s) => crate::subresources::selector_string(s),
         None => String::new(),
     };
-    let m = obj.get("metadata").cloned().unwrap_or_default();
-    Ok(json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": m.get("name"),
-            "namespace": m.get("namespace"),
-            "uid": m.get("uid"),
-            "resourceVersion": m.get("resourceVersion"),
-            "creationTimestamp": m.get("creationTimestamp"),
-        },
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
-        "status": {
-            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
-            "selector": selector,
-        },
-    }))
+    let int = |p: &str| obj.pointer(p).and_then(Value::as_i64).unwrap_or(0);
+    Ok(crate::subresources::scale(
+        obj,
+        int("/spec/replicas"),
+        int("/status/replicas"),
+        &selector,
+    ))
 }
 
 /// Writes `spec.replicas` of the parent from a Scale produced by `f` from the current Scale.

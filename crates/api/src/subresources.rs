@@ -131,3 +131,26 @@ mod tests {
         assert_eq!(selector_string(&s), "!x,app=web,tier in (a,b)");
     }
 }
+
+/// The `autoscaling/v1` Scale of `obj` with the given replica counts and
+/// selector (empty: none).
+pub fn scale(obj: &Value, spec_replicas: i64, status_replicas: i64, selector: &str) -> Value {
+    let m = obj.get("metadata").cloned().unwrap_or_default();
+    let mut status = json!({"replicas": status_replicas});
+    if !selector.is_empty() {
+        status["selector"] = json!(selector);
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": m.get("name"),
+            "namespace": m.get("namespace"),
+            "uid": m.get("uid"),
+            "resourceVersion": m.get("resourceVersion"),
+            "creationTimestamp": m.get("creationTimestamp"),
+        },
+        "spec": {"replicas": spec_replicas},
+        "status": status,
+    })
+}

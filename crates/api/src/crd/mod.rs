@@ -115,7 +115,6 @@ fn at<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// The `autoscaling/v1` Scale of a custom object.
 pub fn scale_of(paths: &ScalePaths, obj: &Value) -> Value {
-    let m = obj.get("metadata").cloned().unwrap_or_default();
     let int = |p: &str| at(obj, p).and_then(Value::as_i64).unwrap_or(0);
     let selector = paths
         .label_selector
@@ -123,23 +122,12 @@ pub fn scale_of(paths: &ScalePaths, obj: &Value) -> Value {
         .and_then(|p| at(obj, p))
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let mut status = json!({"replicas": int(&paths.status_replicas)});
-    if !selector.is_empty() {
-        status["selector"] = json!(selector);
-    }
-    json!({
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": m.get("name"),
-            "namespace": m.get("namespace"),
-            "uid": m.get("uid"),
-            "resourceVersion": m.get("resourceVersion"),
-            "creationTimestamp": m.get("creationTimestamp"),
-        },
-        "spec": {"replicas": int(&paths.spec_replicas)},
-        "status": status,
-    })
+    crate::subresources::scale(
+        obj,
+        int(&paths.spec_replicas),
+        int(&paths.status_replicas),
+        selector,
+    )
 }
 
 /// Writes `replicas` at `specReplicasPath`, creating objects on the way.
