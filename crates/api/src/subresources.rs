@@ -121,17 +121,6 @@ pub fn selector_string(sel: &Value) -> String {
     parts.join(",")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn selector_strings() {
-        let s = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "x", "operator": "DoesNotExist"}]});
-        assert_eq!(selector_string(&s), "!x,app=web,tier in (a,b)");
-    }
-}
-
 /// The `autoscaling/v1` Scale of `obj` with the given replica counts and
 /// selector (empty: none).
 pub fn scale(obj: &Value, spec_replicas: i64, status_replicas: i64, selector: &str) -> Value {
@@ -153,4 +142,15 @@ pub fn scale(obj: &Value, spec_replicas: i64, status_replicas: i64, selector: &s
         "spec": {"replicas": spec_replicas},
         "status": status,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_strings() {
+        let s = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}, {"key": "x", "operator": "DoesNotExist"}]});
+        assert_eq!(selector_string(&s), "!x,app=web,tier in (a,b)");
+    }
 }
