@@ -174,3 +174,46 @@ async fn list_ten_thousand_pods() {
         page,
     );
 }
+
+/// Point reads of existing keys, one at a time, with a trickle of writes
+/// (as a read-heavy API server sees). For instruction counts run it under
+/// `valgrind --tool=callgrind` with `SKIFF_GETS` set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: prints figures"]
+async fn point_gets() {
+    const KEYS: usize = 1_000;
+    let gets: usize = std::env::var("SKIFF_GETS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200_000);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+    let value = Bytes::from(vec![b'p'; VALUE_1K]);
+    for i in 0..KEYS {
+        store
+            .create(
+                &format!("/registry/pods/ns{}/pod-{i:05}", i % 10),
+                value.clone(),
+            )
+            .await
+            .unwrap();
+    }
+    let start = Instant::now();
+    for n in 0..gets {
+        let i = (n * 7919) % KEYS;
+        let key = format!("/registry/pods/ns{}/pod-{i:05}", i % 10);
+        let (kv, _) = store.get(&key).await.unwrap();
+        if n % 1000 == 0 {
+            store
+                .update(&key, value.clone(), kv.unwrap().mod_revision)
+                .await
+                .unwrap();
+        }
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "point get, 1 KiB values, sequential: {:>9.0} gets/s ({:.1} µs each)",
+        gets as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / gets as f64
+    );
+}

@@ -44,6 +44,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
+use rusqlite::config::DbConfig;
 use rusqlite::Connection;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -60,6 +61,10 @@ const QUEUE_DEPTH: usize = 4096;
 const EVENT_BUFFER: usize = 4096;
 /// Read connections open at once.
 const READERS: usize = 8;
+/// Prepared statements each connection keeps. The readers use up to ~24
+/// distinct statements (list shapes, counts, watch catch-up, get, meta,
+/// BEGIN/ROLLBACK); rusqlite's default of 16 would evict under a mixed load.
+const STATEMENT_CACHE: usize = 64;
 
 /// The revision of an empty store. Its first write gets `INITIAL_REVISION + 1`.
 pub const INITIAL_REVISION: Revision = 1;
@@ -120,6 +125,7 @@ impl SqliteStore {
             .map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
+        configure(&conn).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (name, value) VALUES ('revision', ?1), ('compacted', 0)",
@@ -266,6 +272,24 @@ impl Storage for SqliteStore {
     fn compacted_revision(&self) -> Revision {
         self.shared.compacted.load(Ordering::Acquire)
     }
+}
+
+/// Settings every connection (writer and readers) gets, so that cached
+/// prepared statements stay prepared.
+///
+/// The query planner stability guarantee (QPSG) makes plans independent of
+/// bound values. Without it SQLite marks some parameters "re-plan when
+/// rebound" — e.g. the `c.key = ?1` of the join in `get` and `live_row`, via
+/// the truth-probability heuristic in `whereLoopOutputAdjust` — and
+/// `sqlite3_clear_bindings`, which rusqlite calls whenever a statement goes
+/// back into its cache, expires such a statement unconditionally. Every
+/// cached use then re-parsed and re-planned the statement inside
+/// `sqlite3_step` (`sqlite3Reprepare`). Our plans come from the schema, not
+/// from the values (there are no `sqlite_stat*` tables), so nothing is lost.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
 }
 
 /// Converts a SQLite error into the store's backend error.

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-use super::{db, key_value, prefix_condition};
+use super::{configure, db, key_value, prefix_condition};
 use crate::{Error, KeyValue, ListResult, Revision};
 
 /// A few read-only connections, used from blocking threads.
@@ -45,13 +45,16 @@ impl ReadPool {
                 Some(conn) => conn,
                 None => open_reader(&pool.path)?,
             };
-            let result = {
-                let txn = conn.unchecked_transaction().map_err(db)?;
-                let result = f(&txn);
-                // Read-only: ending it either way just releases the snapshot.
-                txn.rollback().map_err(db)?;
-                result
-            };
+            // BEGIN and ROLLBACK as cached statements: `execute_batch` (what
+            // rusqlite's `Transaction` uses) parses them on every call.
+            conn.prepare_cached("BEGIN DEFERRED")
+                .and_then(|mut begin| begin.execute([]))
+                .map_err(db)?;
+            let result = f(&conn);
+            // Read-only: ending it either way just releases the snapshot.
+            conn.prepare_cached("ROLLBACK")
+                .and_then(|mut rollback| rollback.execute([]))
+                .map_err(db)?;
             pool.put_idle(conn);
             result
         })
@@ -82,6 +85,7 @@ fn open_reader(path: &std::path::Path) -> Result<Connection, Error> {
     .map_err(db)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(db)?;
+    configure(&conn).map_err(db)?;
     // Map the file rather than copying pages through SQLite's cache: lists
     // of large objects are mostly value bytes.
     conn.pragma_update(None, "mmap_size", 1i64 << 30)

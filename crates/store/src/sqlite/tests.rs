@@ -4,7 +4,7 @@ use bytes::Bytes;
 use rusqlite::Connection;
 
 use super::reader::{list_sql, ListSql};
-use super::SqliteStore;
+use super::{configure, SqliteStore};
 use crate::Storage;
 
 fn rows(conn: &Connection) -> Vec<(i64, String, bool, bool)> {
@@ -62,6 +62,7 @@ async fn list_queries_walk_indexes_in_key_order() {
     let path = dir.path().join("state.db");
     let _store = SqliteStore::open(&path).unwrap();
     let conn = Connection::open(&path).unwrap();
+    configure(&conn).unwrap();
     let mut plans = Vec::new();
     for latest in [true, false] {
         for count in [true, false] {
@@ -82,10 +83,28 @@ async fn list_queries_walk_indexes_in_key_order() {
             }
         }
     }
+    // The same queries with their parameters, as the readers prepare them:
+    // with the planner stability guarantee the plan cannot depend on values.
+    for latest in [true, false] {
+        for count in [true, false] {
+            for after in [true, false] {
+                plans.push(list_sql(ListSql {
+                    latest,
+                    bounded: true,
+                    after,
+                    count,
+                }));
+            }
+        }
+    }
     for sql in plans {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        // Parameters unbound (NULL): the plan is what is compiled anyway.
+        let unbound = vec![rusqlite::types::Null; stmt.parameter_count()];
         let plan: Vec<String> = stmt
-            .query_map([], |r| r.get::<_, String>(3))
+            .query_map(rusqlite::params_from_iter(unbound), |r| {
+                r.get::<_, String>(3)
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -95,5 +114,70 @@ async fn list_queries_walk_indexes_in_key_order() {
             "sorts instead of walking an index:\n{plan}"
         );
         assert!(!plan.contains("SCAN"), "full scan:\n{plan}");
+    }
+}
+
+/// Cached statements must stay prepared: a statement that SQLite expires on
+/// every rebinding is re-parsed and re-planned inside each `sqlite3_step`,
+/// which once doubled the cost of a `get`.
+#[tokio::test]
+async fn cached_read_statements_are_not_reprepared() {
+    use rusqlite::StatementStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("state.db")).unwrap();
+    let v = || Bytes::from_static(b"v");
+    for i in 0..20 {
+        store.create(&format!("/k/{i:02}"), v()).await.unwrap();
+    }
+    // Sequential reads take the same pooled connection each time.
+    for i in 0..20 {
+        store.get(&format!("/k/{i:02}")).await.unwrap();
+        store.get(&format!("/missing/{i}")).await.unwrap();
+        let after = format!("/k/{i:02}");
+        store
+            .list("/k/", Some(&after), Some(2), None)
+            .await
+            .unwrap();
+        store
+            .list("/k/", Some(&after), Some(2), Some(15))
+            .await
+            .unwrap();
+    }
+    let get = "SELECT l.value, l.create_revision, l.revision
+             FROM current c JOIN log l ON l.revision = c.revision
+             WHERE c.key = ?1";
+    let shapes: Vec<String> = [(true, false), (true, true), (false, false), (false, true)]
+        .into_iter()
+        .map(|(latest, count)| {
+            list_sql(ListSql {
+                latest,
+                bounded: true,
+                after: true,
+                count,
+            })
+        })
+        .collect();
+    let counts = store
+        .shared
+        .readers
+        .run(move |conn| {
+            let mut counts = Vec::new();
+            for sql in std::iter::once(get).chain(shapes.iter().map(String::as_str)) {
+                let stmt = conn.prepare_cached(sql).unwrap();
+                counts.push((
+                    stmt.get_status(StatementStatus::Run),
+                    stmt.get_status(StatementStatus::RePrepare),
+                ));
+            }
+            Ok(counts)
+        })
+        .await
+        .unwrap();
+    for (runs, reprepares) in &counts {
+        assert!(
+            *runs >= 10,
+            "statement not reused from the cache: {counts:?}"
+        );
+        assert_eq!(*reprepares, 0, "statement re-prepared: {counts:?}");
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -172,28 +172,26 @@ impl Writer {
     /// an error) and the last revision used; `Err` means nothing committed.
     #[allow(clippy::type_complexity)]
     fn apply_in_txn(
-        &mut self,
+        &self,
         batch: &[(Request, WriteResp)],
     ) -> rusqlite::Result<(Vec<Result<Event, Error>>, Revision)> {
-        let txn = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut revision = self.revision;
-        let mut results = Vec::with_capacity(batch.len());
-        for (request, _) in batch {
-            let result = apply_one(&txn, request, revision + 1)?;
-            if result.is_ok() {
-                revision += 1;
+        let start = self.revision;
+        immediate(&self.conn, |txn| {
+            let mut revision = start;
+            let mut results = Vec::with_capacity(batch.len());
+            for (request, _) in batch {
+                let result = apply_one(txn, request, revision + 1)?;
+                if result.is_ok() {
+                    revision += 1;
+                }
+                results.push(result);
             }
-            results.push(result);
-        }
-        if revision != self.revision {
-            txn.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")?
-                .execute([revision])?;
-        }
-        // With WAL and synchronous=FULL, commit returns after the fsync.
-        txn.commit()?;
-        Ok((results, revision))
+            if revision != start {
+                txn.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'revision'")?
+                    .execute([revision])?;
+            }
+            Ok((results, revision))
+        })
     }
 
     /// Compacts up to `COMPACT_STEP` revisions further towards the highest
@@ -204,7 +202,7 @@ impl Writer {
         };
         let from = self.compacted;
         let to = goal.min(from + COMPACT_STEP);
-        match compact_range(&mut self.conn, from, to) {
+        match compact_range(&self.conn, from, to) {
             Ok(deleted) => {
                 self.compacted = to;
                 self.shared.compacted.store(to, Ordering::Release);
@@ -379,19 +377,50 @@ fn apply_one(
 /// by a row in `(from, to]` and tombstones in `[from, to)`. Rows below `from`
 /// still present are each key's latest state as of `from`, so only rows in
 /// `(from, to]` can supersede them. Returns how many rows were deleted.
-fn compact_range(conn: &mut Connection, from: Revision, to: Revision) -> rusqlite::Result<usize> {
-    let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut deleted = txn.execute(
-        "DELETE FROM log WHERE revision IN (
-             SELECT prev_revision FROM log
-             WHERE revision > ?1 AND revision <= ?2 AND prev_revision > 0)",
-        params![from, to],
-    )?;
-    deleted += txn.execute(
-        "DELETE FROM log WHERE deleted = 1 AND revision >= ?1 AND revision < ?2",
-        params![from, to],
-    )?;
-    txn.execute("UPDATE meta SET value = ?1 WHERE name = 'compacted'", [to])?;
-    txn.commit()?;
-    Ok(deleted)
+fn compact_range(conn: &Connection, from: Revision, to: Revision) -> rusqlite::Result<usize> {
+    immediate(conn, |txn| {
+        let mut deleted = txn
+            .prepare_cached(
+                "DELETE FROM log WHERE revision IN (
+                     SELECT prev_revision FROM log
+                     WHERE revision > ?1 AND revision <= ?2 AND prev_revision > 0)",
+            )?
+            .execute(params![from, to])?;
+        deleted += txn
+            .prepare_cached(
+                "DELETE FROM log WHERE deleted = 1 AND revision >= ?1 AND revision < ?2",
+            )?
+            .execute(params![from, to])?;
+        txn.prepare_cached("UPDATE meta SET value = ?1 WHERE name = 'compacted'")?
+            .execute([to])?;
+        Ok(deleted)
+    })
+}
+
+/// Runs `f` in a `BEGIN IMMEDIATE` transaction and commits it; if `f` or the
+/// commit fails, rolls back whatever is still open and returns the error
+/// (what rusqlite's `Transaction` does on drop). BEGIN, COMMIT and ROLLBACK
+/// are cached statements: `Transaction` sends them through `execute_batch`,
+/// which parses them anew every time.
+///
+/// With WAL and synchronous=FULL, COMMIT returns after the fsync, so a
+/// returned `Ok` means the writes are durable.
+fn immediate<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let result = f(conn).and_then(|value| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(value)
+    });
+    if result.is_err() && !conn.is_autocommit() {
+        if let Err(err) = conn
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut rollback| rollback.execute([]))
+        {
+            tracing::error!(error = %err, "store rollback failed");
+        }
+    }
+    result
 }
