@@ -760,3 +760,29 @@ fn re_apply_sees_the_same_set_it_recorded() {
     let again = apply_ok(Some(&created), &config, &req("bench", DEPLOYMENT, T2));
     assert_eq!(again, created);
 }
+
+/// `cargo test --release -p resources noop_apply_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "timing, for profiling by hand"]
+fn noop_apply_cost() {
+    let r = req("bench", DEPLOYMENT, T1);
+    let mut config = deployment(2, "nginx:1");
+    config["spec"]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 8080, "name": "http"}]);
+    config["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "MODE", "value": "p"}, {"name": "LOG", "value": "info"}]);
+    let live = apply_ok(None, &config, &r);
+    let n = 20_000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let out = apply(Some(&live), &config, &r, false).unwrap();
+        assert!(out == live);
+    }
+    eprintln!("no-op apply: {:?} per call", t.elapsed() / n);
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let mut o = live.clone();
+        update(None, &mut o, &r).unwrap();
+    }
+    eprintln!("create tracking: {:?} per call", t.elapsed() / n);
+}
