@@ -227,17 +227,25 @@ pub fn apply(
     check_config(config, req)?;
     let config = without_nulls(config);
     let schema = Schema::root(&req.types);
-    let errs = validate(&config, &schema);
-    if !errs.is_empty() {
+    let typed_error = |errs: Vec<String>| {
         let detail = if let [one] = errs.as_slice() {
             one.clone()
         } else {
             format!("errors:\n  {}", errs.join("\n  "))
         };
-        return Err(ApplyError::Invalid(format!(
+        ApplyError::Invalid(format!(
             "failed to create typed patch object ({}): {detail}",
             object_gvknn(&config)
-        )));
+        ))
+    };
+    // Typing errors are checked up front on create; otherwise after the
+    // no-op test below, which a configuration that does not fit its schema
+    // cannot pass (its set or merge would differ from what was recorded).
+    if live.is_none() {
+        let errs = validate(&config, &schema);
+        if !errs.is_empty() {
+            return Err(typed_error(errs));
+        }
     }
 
     let live_v = live
@@ -281,6 +289,10 @@ pub fn apply(
         });
         if same_entry && values_equal(&merged, &live_v) {
             return Ok(live.clone());
+        }
+        let errs = validate(&config, &schema);
+        if !errs.is_empty() {
+            return Err(typed_error(errs));
         }
     }
     let mut merged = prune(merged, &entries, &last, &schema);
@@ -412,16 +424,33 @@ fn object_gvknn(obj: &Value) -> String {
     )
 }
 
-/// A `null` in an applied configuration is an absent value.
-fn without_nulls(v: &Value) -> Value {
+/// A `null` in an applied configuration is an absent value. Borrowed when
+/// there is none (the usual case).
+fn without_nulls(v: &Value) -> std::borrow::Cow<'_, Value> {
+    fn has_null(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Object(m) => m.values().any(has_null),
+            Value::Array(a) => a.iter().any(has_null),
+            _ => false,
+        }
+    }
+    if has_null(v) {
+        std::borrow::Cow::Owned(drop_nulls(v))
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
+}
+
+fn drop_nulls(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
                 .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .map(|(k, v)| (k.clone(), drop_nulls(v)))
                 .collect::<Map<_, _>>(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(drop_nulls).collect()),
         v => v.clone(),
     }
 }

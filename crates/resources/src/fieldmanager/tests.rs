@@ -569,9 +569,21 @@ fn configmap_data_is_a_granular_map() {
 #[test]
 fn invalid_configurations_are_rejected() {
     let r = req("a", DEPLOYMENT, T1);
-    let invalid = |cfg: Value| match apply(None, &cfg, &r, false) {
-        Err(ApplyError::Invalid(m)) => m,
-        other => panic!("expected Invalid, got {other:?}"),
+    // Refused both on create and onto a live object the manager applied
+    // before (where typing is checked after the no-op test).
+    let live = apply_ok(None, &deployment(1, "x"), &r);
+    let invalid = |cfg: Value| {
+        let on_live = apply(Some(&live), &cfg, &r, false);
+        match apply(None, &cfg, &r, false) {
+            Err(ApplyError::Invalid(m)) => {
+                assert!(
+                    matches!(on_live, Err(ApplyError::Invalid(_))),
+                    "{on_live:?}"
+                );
+                m
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
     };
     let mut no_name = deployment(1, "x");
     no_name["spec"]["template"]["spec"]["containers"] = json!([{"image": "x"}]);
