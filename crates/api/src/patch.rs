@@ -3,6 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use resources::openapi::schemas::resolve;
+
 use crate::error::ApiError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,29 +98,6 @@ fn group_of(o: &Value) -> String {
         .and_then(|a| a.split_once('/'))
         .map(|(g, _)| g.to_string())
         .unwrap_or_default()
-}
-
-/// Follows `$ref` (and single-entry `allOf` wrappers) to the schema that
-/// describes a value.
-fn resolve(mut schema: &'static Value) -> &'static Value {
-    for _ in 0..16 {
-        let reference = schema.get("$ref").and_then(Value::as_str).or_else(|| {
-            schema
-                .get("allOf")
-                .and_then(Value::as_array)
-                .and_then(|a| a.first())
-                .and_then(|f| f.get("$ref"))
-                .and_then(Value::as_str)
-        });
-        match reference
-            .and_then(resources::openapi::schemas::ref_target)
-            .and_then(resources::openapi::schemas::definition)
-        {
-            Some(def) => schema = def,
-            None => break,
-        }
-    }
-    schema
 }
 
 /// A field's property schema (unresolved, so its own extensions are kept).

@@ -27,33 +27,6 @@ thread_local! {
         Default::default();
 }
 
-/// The catalog definition a node's `$ref` (or single-entry `allOf`) chain
-/// ends at, if it has one.
-fn follow_refs(node: &Value) -> Option<&'static Value> {
-    let mut found: Option<&'static Value> = None;
-    let mut s = node;
-    for _ in 0..16 {
-        let reference = s.get("$ref").and_then(Value::as_str).or_else(|| {
-            s.get("allOf")
-                .and_then(Value::as_array)
-                .filter(|a| a.len() == 1)
-                .and_then(|a| a[0].get("$ref"))
-                .and_then(Value::as_str)
-        });
-        match reference
-            .and_then(schemas::ref_target)
-            .and_then(schemas::definition)
-        {
-            Some(def) => {
-                found = Some(def);
-                s = def;
-            }
-            None => break,
-        }
-    }
-    found
-}
-
 #[derive(Clone, Debug)]
 pub(crate) enum Ty<'a> {
     Scalar,
@@ -136,7 +109,7 @@ impl<'a> Schema<'a> {
         let target = match known {
             Some(t) => t,
             None => {
-                let t = follow_refs(s);
+                let t = schemas::referenced(s).map(|(_, def)| def);
                 RESOLVED.with(|c| c.borrow_mut().insert(key, t));
                 t
             }

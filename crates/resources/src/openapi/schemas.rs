@@ -121,6 +121,35 @@ pub fn definition_entry(name: &str) -> Option<(&'static str, &'static Value)> {
         .map(|(k, v)| (*k, *v))
 }
 
+/// The catalog definition (with its name) that a schema node's `$ref` chain,
+/// or a lone `allOf: [{$ref}]` wrapper, ends at; `None` when the node has no
+/// reference and so describes the value itself.
+pub fn referenced(node: &Value) -> Option<(&'static str, &'static Value)> {
+    let mut found = None;
+    let mut s = node;
+    // Definitions never chain far; the bound only guards a malformed catalog.
+    for _ in 0..16 {
+        let reference = s.get("$ref").and_then(Value::as_str).or_else(|| {
+            s.get("allOf")
+                .and_then(Value::as_array)
+                .filter(|a| a.len() == 1)
+                .and_then(|a| a[0].get("$ref"))
+                .and_then(Value::as_str)
+        });
+        let Some((name, def)) = reference.and_then(ref_target).and_then(definition_entry) else {
+            break;
+        };
+        found = Some((name, def));
+        s = def;
+    }
+    found
+}
+
+/// `node`, or the definition its references lead to.
+pub fn resolve(node: &'static Value) -> &'static Value {
+    referenced(node).map_or(node, |(_, def)| def)
+}
+
 /// The definition name a `$ref` points at, if it points into the catalog.
 pub fn ref_target(reference: &str) -> Option<&str> {
     reference.strip_prefix(REF_PREFIX)

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::schemas;
+use super::schemas::{self, resolve};
 
 /// Unknown fields (by walking the JSON body against the kind's schema, following
 /// `$ref`; `metadata` via ObjectMeta; maps with `additionalProperties`;
@@ -99,23 +99,6 @@ impl<'de> Visitor<'de> for NodeVisitor {
         }
         Ok(Node::Object(entries))
     }
-}
-
-/// Follows `$ref`s to the schema that says something.
-fn resolve(mut schema: &'static Value) -> &'static Value {
-    // Definitions never chain far; the bound only guards a malformed catalog.
-    for _ in 0..16 {
-        let target = schema
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(schemas::ref_target)
-            .and_then(schemas::definition);
-        match target {
-            Some(def) => schema = def,
-            None => break,
-        }
-    }
-    schema
 }
 
 /// Whether anything goes below this schema.
@@ -299,31 +282,16 @@ enum Shape {
     Struct(&'static str, &'static serde_json::Map<String, Value>),
 }
 
-/// Follows `$ref`s (and a lone `allOf` around one) to the schema that says
-/// something, with the name of the last definition reached.
+/// The schema that says something about a value, with the name of the
+/// last definition reached.
 fn resolve_named(
-    mut schema: &'static Value,
-    mut name: Option<&'static str>,
+    schema: &'static Value,
+    name: Option<&'static str>,
 ) -> (&'static Value, Option<&'static str>) {
-    // Definitions never chain far; the bound only guards a malformed catalog.
-    for _ in 0..16 {
-        let reference = schema.get("$ref").or_else(|| match schema.get("allOf") {
-            Some(Value::Array(all)) if all.len() == 1 => all[0].get("$ref"),
-            _ => None,
-        });
-        let target = reference
-            .and_then(Value::as_str)
-            .and_then(schemas::ref_target)
-            .and_then(schemas::definition_entry);
-        match target {
-            Some((key, def)) => {
-                name = Some(key);
-                schema = def;
-            }
-            None => break,
-        }
+    match schemas::referenced(schema) {
+        Some((n, def)) => (def, Some(n)),
+        None => (schema, name),
     }
-    (schema, name)
 }
 
 /// The shape of a property, item or map value schema.
