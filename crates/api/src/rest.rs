@@ -581,7 +581,6 @@ impl Rest {
                 self.validate(&rt, &new, Some(&old))?;
             }
             bump_generation(&rt, &old, &mut new);
-            meta_mut(&mut new).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
             if new == old || opts.dry_run {
                 return Ok(new);
             }
