@@ -39,7 +39,7 @@ pub async fn apply(
                 "is required for apply patch",
             )
         })?;
-    check_config(&rt.api_version(), &rt.kind, name, &mut config)?;
+    check_config(&rt.kind, name, &mut config)?;
     let api_version = rt.api_version();
     let time = object::now_rfc3339();
     let req = fieldmanager::Request {
@@ -104,44 +104,23 @@ pub async fn apply(
     }
 }
 
-/// The configuration names the kind and object the request addresses, and
-/// leaves managedFields to the server.
-fn check_config(
-    api_version: &str,
-    kind: &str,
-    name: &str,
-    config: &mut Value,
-) -> Result<(), ApiError> {
+/// The configuration names the kind and object the request addresses (the
+/// field manager checks its apiVersion and that it leaves managedFields to
+/// the server).
+fn check_config(kind: &str, name: &str, config: &mut Value) -> Result<(), ApiError> {
     if !config.is_object() {
         return Err(ApiError::BadRequest(
             "error decoding YAML: the applied configuration must be an object".into(),
         ));
     }
-    let given = |f: &str| {
-        config
-            .get(f)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
-    let (v, k) = (given("apiVersion"), given("kind"));
-    if v != api_version {
-        return Err(ApiError::BadRequest(format!(
-            "Incorrect version specified in apply patch. Specified patch version: {v}, expected: {api_version}"
-        )));
-    }
+    let k = config
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if k != kind {
         return Err(ApiError::BadRequest(format!(
             "Incorrect kind specified in apply patch. Specified patch kind: {k}, expected: {kind}"
         )));
-    }
-    if config
-        .pointer("/metadata/managedFields")
-        .is_some_and(|m| !m.is_null())
-    {
-        return Err(ApiError::BadRequest(
-            "metadata.managedFields must be nil".into(),
-        ));
     }
     match object::meta_str(config, "name") {
         Some(n) if !n.is_empty() && n != name => Err(ApiError::BadRequest(format!(
