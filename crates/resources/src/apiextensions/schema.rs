@@ -305,9 +305,18 @@ fn format_ok(format: &str, text: &str) -> bool {
     }
 }
 
-fn array(s: &Value, items: &[Value], path: &str, name: &str, errs: &mut Vec<FieldError>) {
-    let n = items.len() as u64;
-    if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
+/// The `max*`/`min*` bounds on how many entries a list or object has
+/// (upstream says "items" in the too-many message for both).
+fn count(
+    s: &Value,
+    (max_key, min_key, noun): (&str, &str, &str),
+    len: usize,
+    path: &str,
+    name: &str,
+    errs: &mut Vec<FieldError>,
+) {
+    let n = len as u64;
+    if let Some(max) = s.get(max_key).and_then(Value::as_u64) {
         if n > max {
             errs.push(FieldError::new(
                 ErrorType::TooMany,
@@ -317,15 +326,26 @@ fn array(s: &Value, items: &[Value], path: &str, name: &str, errs: &mut Vec<Fiel
             ));
         }
     }
-    if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
+    if let Some(min) = s.get(min_key).and_then(Value::as_u64) {
         if n < min {
             errs.push(invalid(
                 path,
                 Value::from(n),
-                format!("{name} in body should have at least {min} items"),
+                format!("{name} in body should have at least {min} {noun}"),
             ));
         }
     }
+}
+
+fn array(s: &Value, items: &[Value], path: &str, name: &str, errs: &mut Vec<FieldError>) {
+    count(
+        s,
+        ("maxItems", "minItems", "items"),
+        items.len(),
+        path,
+        name,
+        errs,
+    );
     let list_type = s.get("x-kubernetes-list-type").and_then(Value::as_str);
     if flag(s, "uniqueItems") || list_type == Some("set") {
         for (i, item) in items.iter().enumerate() {
@@ -370,26 +390,14 @@ fn array(s: &Value, items: &[Value], path: &str, name: &str, errs: &mut Vec<Fiel
 }
 
 fn object(s: &Value, map: &Map<String, Value>, path: &str, name: &str, errs: &mut Vec<FieldError>) {
-    let n = map.len() as u64;
-    if let Some(max) = s.get("maxProperties").and_then(Value::as_u64) {
-        if n > max {
-            errs.push(FieldError::new(
-                ErrorType::TooMany,
-                path,
-                Some(Value::from(n)),
-                format!("must have at most {max} items"),
-            ));
-        }
-    }
-    if let Some(min) = s.get("minProperties").and_then(Value::as_u64) {
-        if n < min {
-            errs.push(invalid(
-                path,
-                Value::from(n),
-                format!("{name} in body should have at least {min} properties"),
-            ));
-        }
-    }
+    count(
+        s,
+        ("maxProperties", "minProperties", "properties"),
+        map.len(),
+        path,
+        name,
+        errs,
+    );
     if let Some(required) = s.get("required").and_then(Value::as_array) {
         for r in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(r) {
