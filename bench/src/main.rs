@@ -277,12 +277,7 @@ async fn create_phase(
         "",
     ));
     server.stop();
-    problems.extend(
-        server
-            .log_problems()
-            .into_iter()
-            .map(|l| format!("[create] {l}")),
-    );
+    problems.extend(server.log_problems("create"));
     Ok(())
 }
 
@@ -447,12 +442,7 @@ async fn list_watch_phase(
         ));
     }
     server.stop();
-    problems.extend(
-        server
-            .log_problems()
-            .into_iter()
-            .map(|l| format!("[list/watch] {l}")),
-    );
+    problems.extend(server.log_problems("list/watch"));
     Ok(())
 }
 
@@ -533,12 +523,7 @@ async fn apply_phase(
         ),
     ));
     server.stop();
-    problems.extend(
-        server
-            .log_problems()
-            .into_iter()
-            .map(|l| format!("[apply] {l}")),
-    );
+    problems.extend(server.log_problems("apply"));
     Ok(())
 }
 
@@ -582,12 +567,7 @@ async fn durability_phase(
         "",
     ));
     server.stop();
-    problems.extend(
-        server
-            .log_problems()
-            .into_iter()
-            .map(|l| format!("[durability] {l}")),
-    );
+    problems.extend(server.log_problems("durability"));
     Ok(())
 }
 

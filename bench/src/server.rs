@@ -176,13 +176,14 @@ impl Server {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
-    /// Log lines at WARN or ERROR level, for the end-of-run report.
-    pub fn log_problems(&self) -> Vec<String> {
+    /// Log lines at WARN or ERROR level, labelled with the phase, for the
+    /// end-of-run report.
+    pub fn log_problems(&self, phase: &str) -> Vec<String> {
         std::fs::read_to_string(self.log_path())
             .unwrap_or_default()
             .lines()
             .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("panicked"))
-            .map(str::to_owned)
+            .map(|l| format!("[{phase}] {l}"))
             .collect()
     }
 }
