@@ -1,6 +1,6 @@
-//! What exists from the start (the four system namespaces, the `kubernetes`
-//! Service and its Endpoints) and the server's housekeeping loops
-//! (history compaction, event expiry).
+//! What exists from the start (the four system namespaces, the built-in
+//! PriorityClasses, the `kubernetes` Service and its Endpoints) and the
+//! server's housekeeping loops (history compaction, event expiry).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,17 @@ pub async fn run(rest: &Rest, cfg: &Config) -> Result<(), ApiError> {
     let namespaces = rest.scope("", "v1", "namespaces", None)?;
     for ns in SYSTEM_NAMESPACES {
         ensure(rest, &namespaces, json!({"metadata": {"name": ns}})).await?;
+    }
+    // As kube-apiserver's `scheduling/bootstrap-system-priority-classes`
+    // post-start hook: created when missing, never changed.
+    let priority_classes = rest.scope("scheduling.k8s.io", "v1", "priorityclasses", None)?;
+    for (name, value, description) in crate::admission::SYSTEM_PRIORITY_CLASSES {
+        ensure(
+            rest,
+            &priority_classes,
+            json!({"metadata": {"name": name}, "value": value, "description": description}),
+        )
+        .await?;
     }
     let first_ip = cfg.service_cidr.first().to_string();
     let services = rest.scope("", "v1", "services", Some("default"))?;

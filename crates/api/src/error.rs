@@ -57,6 +57,14 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// `apierrors.NewForbidden(resource, name, err)`: what admission plugins
+    /// and registries refuse about one object.
+    #[error("{}", forbidden_message(.gr, .name, .message))]
+    ForbiddenObject {
+        gr: GroupResource,
+        name: String,
+        message: String,
+    },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     #[error("Request entity too large: limit is {0}")]
@@ -74,6 +82,33 @@ pub enum ApiError {
     TooManyRequests(String),
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// A Status built field by field, as upstream builds a few by hand (the
+    /// eviction's 429 with a `DisruptionBudget` cause, its 500 for a pod
+    /// under several budgets). An empty `reason` is left out.
+    #[error("{message}")]
+    Custom {
+        code: StatusCode,
+        reason: &'static str,
+        message: String,
+        causes: Vec<StatusCause>,
+        /// Sent as `details.retryAfterSeconds` and a `Retry-After` header.
+        retry_after_seconds: u32,
+    },
+}
+
+/// One `metav1.StatusCause` (`reason` is the cause type).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StatusCause {
+    pub reason: String,
+    pub message: String,
+}
+
+fn forbidden_message(gr: &GroupResource, name: &str, message: &str) -> String {
+    if name.is_empty() {
+        format!("{gr} is forbidden: {message}")
+    } else {
+        format!("{gr} \"{name}\" is forbidden: {message}")
+    }
 }
 
 fn invalid_message(kind: &str, group: &str, name: &str, causes: &[FieldError]) -> String {
@@ -105,7 +140,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::ForbiddenObject { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -114,6 +149,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Custom { code, .. } => *code,
         }
     }
 
@@ -125,7 +161,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::Forbidden(_) => "Forbidden",
+            ApiError::Forbidden(_) | ApiError::ForbiddenObject { .. } => "Forbidden",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -134,6 +170,7 @@ impl ApiError {
             ApiError::Timeout(_) => "Timeout",
             ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::Internal(_) => "InternalError",
+            ApiError::Custom { reason, .. } => reason,
         }
     }
 
@@ -141,7 +178,8 @@ impl ApiError {
         match self {
             ApiError::NotFound { gr, name }
             | ApiError::AlreadyExists { gr, name }
-            | ApiError::Conflict { gr, name, .. } => {
+            | ApiError::Conflict { gr, name, .. }
+            | ApiError::ForbiddenObject { gr, name, .. } => {
                 let mut d = json!({"name": name, "kind": gr.resource});
                 if !gr.group.is_empty() {
                     d["group"] = json!(gr.group);
@@ -176,6 +214,23 @@ impl ApiError {
                 })).collect::<Vec<_>>(),
             })),
             ApiError::Internal(m) => Some(json!({"causes": [{"message": m}]})),
+            ApiError::Custom {
+                causes,
+                retry_after_seconds,
+                ..
+            } => {
+                let mut d = json!({});
+                if !causes.is_empty() {
+                    d["causes"] = causes
+                        .iter()
+                        .map(|c| json!({"reason": c.reason, "message": c.message}))
+                        .collect();
+                }
+                if *retry_after_seconds > 0 {
+                    d["retryAfterSeconds"] = json!(retry_after_seconds);
+                }
+                (d != json!({})).then_some(d)
+            }
             _ => None,
         }
     }
@@ -191,6 +246,11 @@ impl ApiError {
             "reason": self.reason(),
             "code": self.code().as_u16(),
         });
+        if self.reason().is_empty() {
+            if let Some(m) = s.as_object_mut() {
+                m.remove("reason");
+            }
+        }
         if let Some(d) = self.details() {
             s["details"] = d;
         }
@@ -223,6 +283,18 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             header::HeaderValue::from_static("application/json"),
         );
+        if let ApiError::Custom {
+            retry_after_seconds,
+            ..
+        } = &self
+        {
+            if *retry_after_seconds > 0 {
+                resp.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(*retry_after_seconds),
+                );
+            }
+        }
         resp
     }
 }
@@ -264,5 +336,56 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("ConfigMap \"Bad\" is invalid: data: Required value"));
+    }
+
+    #[test]
+    fn forbidden_objects_and_hand_built_statuses() {
+        let e = ApiError::ForbiddenObject {
+            gr: GroupResource {
+                group: String::new(),
+                resource: "pods".into(),
+            },
+            name: "web".into(),
+            message: "no PriorityClass with name foo was found".into(),
+        };
+        let s = e.status();
+        assert_eq!(
+            s["message"],
+            "pods \"web\" is forbidden: no PriorityClass with name foo was found"
+        );
+        assert_eq!(
+            (s["code"].as_u64(), s["reason"].as_str()),
+            (Some(403), Some("Forbidden"))
+        );
+        assert_eq!(s["details"], json!({"name": "web", "kind": "pods"}));
+
+        let e = ApiError::Custom {
+            code: StatusCode::TOO_MANY_REQUESTS,
+            reason: "TooManyRequests",
+            message: "Cannot evict pod as it would violate the pod's disruption budget.".into(),
+            causes: vec![StatusCause {
+                reason: "DisruptionBudget".into(),
+                message: "The disruption budget db is still being processed by the server.".into(),
+            }],
+            retry_after_seconds: 10,
+        };
+        let s = e.status();
+        assert_eq!(s["code"], 429);
+        assert_eq!(s["details"]["retryAfterSeconds"], 10);
+        assert_eq!(s["details"]["causes"][0]["reason"], "DisruptionBudget");
+        let resp = e.into_response();
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "10");
+
+        let e = ApiError::Custom {
+            code: StatusCode::INTERNAL_SERVER_ERROR,
+            reason: "",
+            message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into(),
+            causes: Vec::new(),
+            retry_after_seconds: 0,
+        };
+        let s = e.status();
+        assert_eq!(s.get("reason"), None);
+        assert_eq!(s.get("details"), None);
+        assert_eq!(s["code"], 500);
     }
 }

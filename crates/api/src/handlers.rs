@@ -613,7 +613,12 @@ async fn serve_resource(
             }
             Some("eviction") => {
                 let (obj, _, _) = read_body(headers, &body)?;
-                crate::subresources::evict(rest, &scope, name, &obj).await?;
+                let dry_run: Vec<String> = if write_options(&query, headers)?.dry_run {
+                    vec!["All".into()]
+                } else {
+                    Vec::new()
+                };
+                crate::subresources::evict(rest, &scope, name, &obj, &dry_run).await?;
                 Ok(json_response(
                     StatusCode::CREATED,
                     &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
@@ -788,45 +793,7 @@ fn delete_options(
     if let Some(d) = q.get("dryRun") {
         v["dryRun"] = json!([d]);
     }
-    let propagation = v
-        .get("propagationPolicy")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    if let Some(p) = &propagation {
-        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
-            return Err(ApiError::BadRequest(format!(
-                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-            )));
-        }
-    }
-    let orphan = v.get("orphanDependents").and_then(Value::as_bool);
-    let propagation = propagation.or(match orphan {
-        Some(true) => Some("Orphan".into()),
-        Some(false) => Some("Background".into()),
-        None => None,
-    });
-    let grace = v.get("gracePeriodSeconds").and_then(Value::as_i64);
-    if grace.is_some_and(|g| g < 0) {
-        return Err(ApiError::BadRequest(
-            "gracePeriodSeconds: Invalid value: must be >= 0".into(),
-        ));
-    }
-    Ok(DeleteOptions {
-        grace_period_seconds: grace,
-        propagation_policy: propagation,
-        precondition_uid: v
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        precondition_resource_version: v
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        dry_run: v
-            .get("dryRun")
-            .and_then(Value::as_array)
-            .is_some_and(|a| a.iter().any(|x| x == "All")),
-    })
+    DeleteOptions::from_json(&v)
 }
 
 /// The `autoscaling/v1` Scale view of a scalable object.

@@ -100,11 +100,16 @@ pub async fn run(
         rest.clone(),
         shutdown.clone(),
     ));
+    let priority_classes = tokio::spawn(admission::run_priority_class_cache(
+        rest.clone(),
+        shutdown.clone(),
+    ));
     let crds = tokio::spawn(crd::controller::run(rest.clone(), shutdown.clone()));
     let background = bootstrap::spawn_maintenance(rest, cfg, shutdown.clone());
     let _ = server.await;
     background.abort();
     crds.abort();
     namespaces.abort();
+    priority_classes.abort();
     Ok(())
 }

@@ -89,6 +89,52 @@ pub struct DeleteOptions {
     pub dry_run: bool,
 }
 
+impl DeleteOptions {
+    /// From a `metav1.DeleteOptions` body (query parameters already merged
+    /// in), with kube-apiserver's checks.
+    pub fn from_json(v: &Value) -> Result<Self, ApiError> {
+        let propagation = v
+            .get("propagationPolicy")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(p) = &propagation {
+            if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+                return Err(ApiError::BadRequest(format!(
+                    "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+                )));
+            }
+        }
+        let orphan = v.get("orphanDependents").and_then(Value::as_bool);
+        let propagation = propagation.or(match orphan {
+            Some(true) => Some("Orphan".into()),
+            Some(false) => Some("Background".into()),
+            None => None,
+        });
+        let grace = v.get("gracePeriodSeconds").and_then(Value::as_i64);
+        if grace.is_some_and(|g| g < 0) {
+            return Err(ApiError::BadRequest(
+                "gracePeriodSeconds: Invalid value: must be >= 0".into(),
+            ));
+        }
+        Ok(DeleteOptions {
+            grace_period_seconds: grace,
+            propagation_policy: propagation,
+            precondition_uid: v
+                .pointer("/preconditions/uid")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            precondition_resource_version: v
+                .pointer("/preconditions/resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            dry_run: v
+                .get("dryRun")
+                .and_then(Value::as_array)
+                .is_some_and(|a| a.iter().any(|x| x == "All")),
+        })
+    }
+}
+
 pub struct ListResult<T = Value> {
     pub items: Vec<T>,
     pub resource_version: Revision,
@@ -122,6 +168,7 @@ pub struct Rest {
     pub registry: RwLock<Registry>,
     pub services: ServiceAllocator,
     pub namespaces: crate::admission::NamespaceCache,
+    pub priority_classes: crate::admission::PriorityClassCache,
 }
 
 const MAX_GENERATE_ATTEMPTS: usize = 8;
@@ -133,6 +180,7 @@ impl Rest {
             registry: RwLock::new(Registry::builtin()),
             services: ServiceAllocator::new(cfg.service_cidr.clone(), cfg.node_port_range),
             namespaces: Default::default(),
+            priority_classes: Default::default(),
         }
     }
 
@@ -274,6 +322,7 @@ impl Rest {
         } else {
             meta_mut(&mut obj).remove("namespace");
         }
+        admission::admit_create(self, rt, &mut obj).await?;
         let generate = meta_str(&obj, "name").is_none_or(str::is_empty)
             && meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
         if !generate && meta_str(&obj, "name").is_none_or(str::is_empty) {
@@ -301,6 +350,7 @@ impl Rest {
             crate::crd::apply_defaults(rt, &mut candidate);
             track_update(rt, None, opts, None, &mut candidate)?;
             self.validate(rt, &candidate, None)?;
+            admission::validate_write(self, rt, None, &candidate, true).await?;
             let allocation = if rt.group.is_empty() && rt.kind == "Service" {
                 Some(
                     self.services
@@ -541,13 +591,18 @@ impl Rest {
                 }
             }
             let mut new = merge_for_update(&rt, subresource, &old, new);
+            admission::admit_update(&rt, subresource, &old, &mut new);
             // Unchanged (a no-op apply, a repeated PUT): what is stored was
             // defaulted and validated when written; answer without a write.
             meta_mut(&mut new).insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
             if new == old {
                 return Ok(new);
             }
-            if subresource == Some("status") {
+            if subresource == Some("binding") {
+                // `pods/binding` checked its target itself; like upstream's
+                // assignPod it writes past pod-update validation (which
+                // forbids changing spec.nodeName) and leaves managedFields.
+            } else if subresource == Some("status") {
                 track_update(&rt, subresource, opts, Some(&old), &mut new)?;
                 let mut causes = resources::validation::validate_status_update(
                     &rt.group,
@@ -579,6 +634,7 @@ impl Rest {
                 }
                 track_update(&rt, subresource, opts, Some(&old), &mut new)?;
                 self.validate(&rt, &new, Some(&old))?;
+                admission::validate_write(self, &rt, subresource, &new, false).await?;
             }
             bump_generation(&rt, &old, &mut new);
             if new == old || opts.dry_run {
@@ -636,6 +692,7 @@ impl Rest {
         opts: &DeleteOptions,
     ) -> Result<Deleted, ApiError> {
         let rt = scope.rt.clone();
+        admission::check_delete(&rt, name)?;
         loop {
             let kv = self.get_kv(scope, name).await?;
             let obj = Self::decode(&rt, &kv)?;
@@ -766,6 +823,11 @@ impl Rest {
     ) -> Result<Vec<Value>, ApiError> {
         let items = self.list(scope, list).await?.items;
         let mut out = Vec::new();
+        // What may not be deleted one by one (the built-in PriorityClasses)
+        // is left out of a collection delete rather than failing it.
+        let items = items
+            .into_iter()
+            .filter(|i| admission::check_delete(&scope.rt, object::name(i)).is_ok());
         for item in items {
             let s = Scope {
                 rt: scope.rt.clone(),
@@ -1099,6 +1161,7 @@ fn merge_for_update(
     new: Value,
 ) -> Value {
     let mut out = match subresource {
+        Some("binding") => new,
         Some("status") => {
             let mut o = old.clone();
             // Who wrote the status is recorded on the object.
@@ -1205,6 +1268,44 @@ fn pod_grace_period(rt: &ResourceType, pod: &Value, opts: &DeleteOptions) -> Opt
             .unwrap_or(30)
     });
     (grace > 0).then_some(grace)
+}
+
+/// An API over a fresh SQLite store in a temporary directory, with the
+/// `default` namespace and the built-in PriorityClasses, for in-process tests.
+#[cfg(test)]
+pub(crate) async fn test_rest() -> (tempfile::TempDir, Rest) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let storage = store::sqlite::SqliteStore::open(&dir.path().join("state.db")).expect("store");
+    let rest = Rest::new(
+        storage,
+        &Config {
+            service_cidr: crate::allocator::Cidr::parse("10.43.0.0/16").expect("cidr"),
+            node_port_range: (30000, 32767),
+        },
+    );
+    let ns = rest
+        .scope("", "v1", "namespaces", None)
+        .expect("namespaces");
+    rest.create(
+        &ns,
+        json!({"metadata": {"name": "default"}}),
+        &WriteOptions::default(),
+    )
+    .await
+    .expect("default namespace");
+    let pcs = rest
+        .scope("scheduling.k8s.io", "v1", "priorityclasses", None)
+        .expect("priority classes");
+    for (name, value, description) in crate::admission::SYSTEM_PRIORITY_CLASSES {
+        rest.create(
+            &pcs,
+            json!({"metadata": {"name": name}, "value": value, "description": description}),
+            &WriteOptions::default(),
+        )
+        .await
+        .expect("built-in priority class");
+    }
+    (dir, rest)
 }
 
 #[cfg(test)]

@@ -148,6 +148,84 @@ pub(crate) fn validate_label_name(name: &str, path: &str, errs: &mut Errs) {
     }
 }
 
+const CONDITION_REASON_FMT: &str = "[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?";
+const CONDITION_REASON_MAX: usize = 1024;
+const CONDITION_MESSAGE_MAX: usize = 32 * 1024;
+
+fn is_condition_reason(r: &str) -> bool {
+    let b = r.as_bytes();
+    let Some((&first, rest)) = b.split_first() else {
+        return false;
+    };
+    first.is_ascii_alphabetic()
+        && rest
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b',' | b':'))
+        && rest
+            .last()
+            .is_none_or(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// `ValidateConditions` for `metav1.Condition` lists: unique, well-formed
+/// types, a known status, a reason and a transition time.
+pub(crate) fn validate_conditions(conditions: &[Value], path: &str, errs: &mut Errs) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in conditions.iter().enumerate() {
+        let p = ix(path, i);
+        let ty = s(c, "type");
+        if !seen.insert(ty) {
+            errs.push(FieldError::duplicate(ch(&p, "type"), ty));
+        }
+        validate_label_name(ty, &ch(&p, "type"), errs);
+        let status = s(c, "status");
+        if !matches!(status, "True" | "False" | "Unknown") {
+            errs.push(FieldError::not_supported(
+                ch(&p, "status"),
+                status,
+                &["False", "True", "Unknown"],
+            ));
+        }
+        if let Some(g) = int(c, "observedGeneration").filter(|g| *g < 0) {
+            errs.push(FieldError::invalid(
+                ch(&p, "observedGeneration"),
+                g,
+                "must be greater than or equal to zero",
+            ));
+        }
+        if s(c, "lastTransitionTime").is_empty() {
+            errs.push(FieldError::required(
+                ch(&p, "lastTransitionTime"),
+                "must be set",
+            ));
+        }
+        let reason = s(c, "reason");
+        if reason.is_empty() {
+            errs.push(FieldError::required(ch(&p, "reason"), "must be set"));
+        } else {
+            if !is_condition_reason(reason) {
+                errs.push(FieldError::invalid(
+                    ch(&p, "reason"),
+                    reason,
+                    super::names::regex_error(
+                        "a condition reason must start with alphabetic character, optionally followed by a string of alphanumeric characters or '_,:', and must end with an alphanumeric character or '_'",
+                        CONDITION_REASON_FMT,
+                        &["my_name", "MY_NAME", "MyName", "ReasonA,ReasonB", "ReasonA:ReasonB"],
+                    ),
+                ));
+            }
+            if reason.len() > CONDITION_REASON_MAX {
+                errs.push(FieldError::too_long(ch(&p, "reason"), CONDITION_REASON_MAX));
+            }
+        }
+        if s(c, "message").len() > CONDITION_MESSAGE_MAX {
+            errs.push(FieldError::too_long(
+                ch(&p, "message"),
+                CONDITION_MESSAGE_MAX,
+            ));
+        }
+    }
+}
+
 /// `ValidateAnnotations`: keys are qualified names (case-insensitive), total
 /// size at most 256 KiB.
 pub(crate) fn validate_annotations(parent: &Value, key: &str, path: &str, errs: &mut Errs) {

@@ -228,6 +228,7 @@ pub fn validate_status_update(
         | ("apps", "StatefulSet")
         | ("apps", "DaemonSet") => apps::validate_workload_status(kind, obj, &mut errs),
         ("batch", "Job") => batch::validate_job_status(obj, &mut errs),
+        ("policy", "PodDisruptionBudget") => other::validate_pdb_status(obj, &mut errs),
         _ => {}
     }
     errs

@@ -1,13 +1,13 @@
 //! Kinds outside core/apps/batch: autoscaling, networking, RBAC, scheduling,
 //! policy, coordination, discovery, storage and node groups.
 
-use super::apps::{int_or_percent_value, not_more_than_100_percent, validate_int_or_percent};
-use super::meta::validate_label_selector;
+use super::apps::{not_more_than_100_percent, validate_int_or_percent};
+use super::meta::{validate_conditions, validate_label_selector};
 use super::names::{
     is_dns1035_label, is_dns1123_label, is_dns1123_subdomain, is_qualified_name,
     is_valid_path_segment_name, is_valid_port_name, is_valid_port_num, parse_ip,
 };
-use super::util::{arr, ch, get, immutable, int, ix, opt_s, s, semantic_eq, sub};
+use super::util::{arr, ch, get, immutable, int, ix, nonneg, opt_s, s, semantic_eq, sub};
 use super::{Errs, FieldError};
 use serde_json::Value;
 
@@ -459,6 +459,11 @@ const HIGHEST_USER_PRIORITY: i64 = 1_000_000_000;
 
 fn validate_priority_class(pc: &Value, old: Option<&Value>, errs: &mut Errs) {
     let name = s(sub(pc, "metadata"), "name");
+    // `value` is a required member of the v1 type (a Go int32 that a client
+    // must send); without it nothing says where the class ranks.
+    if get(pc, "value").is_none() {
+        errs.push(FieldError::required("value", ""));
+    }
     let value = int(pc, "value").unwrap_or(0);
     if name.starts_with("system-") {
         let known = match name {
@@ -519,7 +524,6 @@ fn validate_pdb(pdb: &Value, errs: &mut Errs) {
         if get(spec, key).is_some() {
             validate_int_or_percent(spec, key, "spec", errs);
             not_more_than_100_percent(spec, key, "spec", errs);
-            let _ = int_or_percent_value(spec, key);
         }
     }
     validate_label_selector(get(spec, "selector"), "spec.selector", errs);
@@ -531,6 +535,21 @@ fn validate_pdb(pdb: &Value, errs: &mut Errs) {
                 &["AlwaysAllow", "IfHealthyBudget"],
             ));
         }
+    }
+}
+
+/// `ValidatePodDisruptionBudgetStatusUpdate` (policy/v1): the conditions,
+/// and counts that are never negative.
+pub(crate) fn validate_pdb_status(pdb: &Value, errs: &mut Errs) {
+    let status = sub(pdb, "status");
+    validate_conditions(arr(status, "conditions"), "status.conditions", errs);
+    for key in [
+        "disruptionsAllowed",
+        "currentHealthy",
+        "desiredHealthy",
+        "expectedPods",
+    ] {
+        nonneg(status, key, "status", errs);
     }
 }
 

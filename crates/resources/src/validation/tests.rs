@@ -1822,6 +1822,20 @@ fn other_groups() {
         &["spec.maxUnavailable"],
     );
     check(
+        "policy/PodDisruptionBudget",
+        pdb(
+            json!({"minAvailable": -1, "maxUnavailable": "x", "unhealthyPodEvictionPolicy": "Sometimes",
+            "selector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}),
+        ),
+        &[
+            "spec",
+            "spec.maxUnavailable",
+            "spec.minAvailable",
+            "spec.selector.matchExpressions[0].values",
+            "spec.unhealthyPodEvictionPolicy",
+        ],
+    );
+    check(
         "coordination.k8s.io/Lease",
         json!({"metadata": {"name": "l", "namespace": "d"}, "spec": {"holderIdentity": "x", "leaseDurationSeconds": 15}}),
         &[],
@@ -1897,4 +1911,97 @@ fn workload_status_updates() {
         &old,
     );
     assert!(fields(&errs).contains(&"metadata.name".to_string()));
+}
+
+#[test]
+fn priority_classes() {
+    let pc = |name: &str, v: Value| {
+        let mut o = json!({"metadata": {"name": name}});
+        if !v.is_null() {
+            o["value"] = v;
+        }
+        o
+    };
+    const PC: &str = "scheduling.k8s.io/PriorityClass";
+    check(PC, pc("no-value", Value::Null), &["value"]);
+    check(PC, pc("negative", json!(-5)), &[]);
+    check(PC, pc("top", json!(1_000_000_000)), &[]);
+    assert_eq!(
+        lines(PC, pc("over", json!(1_000_000_001))),
+        vec!["value: Forbidden: maximum allowed value of a user defined priority is 1000000000"]
+    );
+    assert_eq!(
+        lines(PC, pc("system-mine", json!(10))),
+        vec!["metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: system-mine is not a known system priority class"]
+    );
+    assert_eq!(
+        lines(PC, pc("system-cluster-critical", json!(5))),
+        vec!["metadata.name: Forbidden: priority class names with 'system-' prefix are reserved for system use only. error: value of system-cluster-critical PriorityClass must be 2000000000"]
+    );
+    check(PC, pc("system-cluster-critical", json!(2_000_000_000)), &[]);
+    let mut default_node = pc("system-node-critical", json!(2_000_001_000));
+    default_node["globalDefault"] = json!(true);
+    check(PC, default_node, &["metadata.name"]);
+    check(
+        PC,
+        json!({"metadata": {"name": "x"}, "value": 1, "preemptionPolicy": "Sometimes"}),
+        &["preemptionPolicy"],
+    );
+    check_update(
+        PC,
+        json!({"metadata": {"name": "x"}, "value": 1, "preemptionPolicy": "Never"}),
+        json!({"metadata": {"name": "x"}, "value": 1, "preemptionPolicy": "PreemptLowerPriority", "description": "new"}),
+        &["preemptionPolicy"],
+    );
+    check_update(
+        PC,
+        json!({"metadata": {"name": "x"}, "value": 1}),
+        json!({"metadata": {"name": "x"}, "value": 1, "description": "changed", "globalDefault": true}),
+        &[],
+    );
+}
+
+#[test]
+fn pod_disruption_budget_status() {
+    let old = json!({"metadata": {"name": "p", "namespace": "d", "resourceVersion": "1"}, "spec": {"minAvailable": 1}});
+    let with = |status: Value| {
+        let mut n = old.clone();
+        n["status"] = status;
+        fields(&validate_status_update(
+            "policy",
+            "PodDisruptionBudget",
+            true,
+            &n,
+            &old,
+        ))
+    };
+    let ok = json!({"disruptionsAllowed": 1, "currentHealthy": 2, "desiredHealthy": 1, "expectedPods": 2,
+        "observedGeneration": 1,
+        "conditions": [{"type": "DisruptionAllowed", "status": "True", "reason": "SufficientPods",
+            "message": "", "observedGeneration": 1, "lastTransitionTime": "2024-01-01T00:00:00Z"}]});
+    assert_eq!(with(ok), Vec::<String>::new());
+    assert_eq!(
+        with(
+            json!({"disruptionsAllowed": -1, "currentHealthy": -1, "desiredHealthy": -2, "expectedPods": -3})
+        ),
+        vec![
+            "status.currentHealthy",
+            "status.desiredHealthy",
+            "status.disruptionsAllowed",
+            "status.expectedPods"
+        ]
+    );
+    assert_eq!(
+        with(json!({"conditions": [
+            {"type": "DisruptionAllowed", "status": "Maybe", "reason": "1bad", "lastTransitionTime": "2024-01-01T00:00:00Z"},
+            {"type": "DisruptionAllowed", "status": "True", "reason": ""}
+        ]})),
+        vec![
+            "status.conditions[0].reason",
+            "status.conditions[0].status",
+            "status.conditions[1].lastTransitionTime",
+            "status.conditions[1].reason",
+            "status.conditions[1].type"
+        ]
+    );
 }
