@@ -1,0 +1,39 @@
+//! What the cluster's own components (scheduler, controllers, hollow nodes)
+//! share as clients of the API: a kube-rs connection made from a kubeconfig,
+//! and leader election on a `coordination.k8s.io` Lease.
+//!
+//! Components never reach the store directly; like kube-scheduler and
+//! kube-controller-manager they list, watch and write through the API.
+
+pub mod events;
+pub mod labels;
+pub mod leaderelection;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+/// A client for the cluster the kubeconfig at `path` names (its current context).
+pub async fn from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let mut config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    // Components make many small requests; the default 295 s read timeout
+    // would hide a dead server for minutes.
+    config.read_timeout = Some(std::time::Duration::from_secs(60));
+    kube::Client::try_from(config).context("building the API client")
+}
+
+/// `<hostname>_<random>`: unique per process, as client-go's leader election
+/// identities are, so a restarted component never mistakes an old lease for its own.
+pub fn identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "skiff".to_string());
+    format!("{host}_{}", uuid::Uuid::new_v4())
+}
