@@ -1,0 +1,1326 @@
+//! DisruptionController: keeps every PodDisruptionBudget's `status` current,
+//! as kube-controller-manager's `disruption` controller does
+//! (`pkg/controller/disruption/disruption.go`).
+//!
+//! For each budget it counts the pods its selector picks: `expectedPods`,
+//! `currentHealthy` (Ready, not being deleted, not just approved for eviction),
+//! `desiredHealthy` (from `minAvailable`, or from `maxUnavailable` and the
+//! scale of the pods' controllers), `disruptionsAllowed`, the pruned
+//! `disruptedPods`, `observedGeneration` and the `DisruptionAllowed`
+//! condition. The eviction subresource reads that status to admit or refuse
+//! evictions, and writes `disruptedPods` back; this controller drops entries
+//! once their pod is seen being deleted, or after two minutes.
+//!
+//! Watch events only enqueue budget keys (a pod maps to the budgets whose
+//! selector picks it, before and after the change); `reconcile` reads
+//! everything again from the caches. The arithmetic is in plain functions
+//! ([`expected_and_desired`], [`build_disrupted_pod_map`],
+//! [`count_healthy_pods`], [`calculate_status`]) tested with tables below.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodStatus, ReplicationController};
+use k8s_openapi::api::policy::v1::{
+    PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    Condition, LabelSelector, OwnerReference, Time,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::{Api, Resource, ResourceExt};
+use tokio_util::sync::CancellationToken;
+
+/// How long a pod approved for eviction (in `status.disruptedPods`) is
+/// assumed to be on its way out before it counts as healthy again
+/// (`DeletionTimeout`).
+pub const DELETION_TIMEOUT: SignedDuration = SignedDuration::from_mins(2);
+
+/// How long a pod may carry `DisruptionTarget=True` without being deleted
+/// before the condition is reset to False (`stalePodDisruptionTimeout`).
+pub const STALE_POD_DISRUPTION_TIMEOUT: SignedDuration = SignedDuration::from_mins(2);
+
+/// The condition this controller owns, and its reasons (`policy/v1`).
+pub const DISRUPTION_ALLOWED: &str = "DisruptionAllowed";
+pub const SUFFICIENT_PODS: &str = "SufficientPods";
+pub const INSUFFICIENT_PODS: &str = "InsufficientPods";
+pub const SYNC_FAILED: &str = "SyncFailed";
+
+/// The name the controller writes and reports events under.
+const CONTROLLER_NAME: &str = "disruption-controller";
+const FIELD_MANAGER: &str = "kube-controller-manager";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The budget's numbers cannot be computed (upstream's failSafe case:
+    /// the status then allows no disruption).
+    #[error("{0}")]
+    Calculate(String),
+    #[error("looking up the scale of {kind} {namespace}/{name}")]
+    Scale {
+        kind: String,
+        namespace: String,
+        name: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("writing the status of PodDisruptionBudget {key}")]
+    WriteStatus {
+        key: String,
+        #[source]
+        source: Box<kube::Error>,
+    },
+    #[error("the watch caches stopped")]
+    CacheClosed,
+}
+
+impl Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::WriteStatus { source, .. } if matches!(**source, kube::Error::Api(ref s) if s.code == 409))
+    }
+
+    /// The error and its causes on one line, for the SyncFailed condition.
+    fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            out.push_str(": ");
+            out.push_str(&c.to_string());
+            cause = c.source();
+        }
+        out
+    }
+}
+
+// ---- pure computations ----
+
+/// `LabelSelectorAsSelector(sel).Matches(labels)`; a budget without a
+/// selector is handled by the caller (it selects nothing).
+pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let label_ok = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    label_ok
+        && sel.match_expressions.iter().flatten().all(|e| {
+            let have = labels.get(&e.key);
+            let values = e.values.as_deref().unwrap_or_default();
+            match e.operator.as_str() {
+                "In" => have.is_some_and(|v| values.contains(v)),
+                "NotIn" => have.is_none_or(|v| !values.contains(v)),
+                "Exists" => have.is_some(),
+                "DoesNotExist" => have.is_none(),
+                _ => false,
+            }
+        })
+}
+
+/// Whether `pdb` selects `pod` (same namespace, selector matches).
+pub fn selects(pdb: &PodDisruptionBudget, pod: &Pod) -> bool {
+    pdb.namespace() == pod.namespace()
+        && pdb
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .is_some_and(|sel| selector_matches(sel, pod.labels()))
+}
+
+/// `IsPodReady`.
+pub fn is_pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// `intstr.GetScaledValueFromIntOrPercent(v, total, roundUp=true)`.
+pub fn scaled_value(v: &IntOrString, total: i32) -> Result<i32, Error> {
+    match v {
+        IntOrString::Int(n) => Ok(*n),
+        IntOrString::String(s) => {
+            let Some(pct) = s.strip_suffix('%') else {
+                return Err(Error::Calculate(
+                    "invalid value for IntOrString: invalid type: string is not a percentage"
+                        .into(),
+                ));
+            };
+            let pct: i64 = pct.parse().map_err(|_| {
+                Error::Calculate(format!(
+                    "invalid value for IntOrString: invalid value {s:?}: not an integer"
+                ))
+            })?;
+            let scaled = (pct * i64::from(total)).div_euclid(100)
+                + i64::from((pct * i64::from(total)).rem_euclid(100) != 0);
+            Ok(scaled.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+        }
+    }
+}
+
+/// Whether the budget's numbers depend on the scale of the pods'
+/// controllers: any `maxUnavailable`, or a percentage `minAvailable`.
+pub fn needs_scale(spec: &PodDisruptionBudgetSpec) -> bool {
+    spec.max_unavailable.is_some() || matches!(spec.min_available, Some(IntOrString::String(_)))
+}
+
+/// `getExpectedPodCount`: `(expectedPods, desiredHealthy)` from the spec,
+/// the number of selected pods, and the summed scale of their controllers
+/// (only read when [`needs_scale`]).
+pub fn expected_and_desired(
+    spec: &PodDisruptionBudgetSpec,
+    pod_count: i32,
+    controllers_scale: i32,
+) -> Result<(i32, i32), Error> {
+    if let Some(max_unavailable) = &spec.max_unavailable {
+        let expected = controllers_scale;
+        let max = scaled_value(max_unavailable, expected)?;
+        return Ok((expected, (expected - max).max(0)));
+    }
+    match &spec.min_available {
+        Some(IntOrString::Int(n)) => Ok((pod_count, *n)),
+        Some(min @ IntOrString::String(_)) => {
+            let expected = controllers_scale;
+            Ok((expected, scaled_value(min, expected)?))
+        }
+        None => Ok((0, 0)),
+    }
+}
+
+fn deleting(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// `buildDisruptedPodMap`: the entries of `status.disruptedPods` still
+/// pending (pod present, not yet being deleted, approved less than
+/// [`DELETION_TIMEOUT`] ago), and when the earliest of them expires.
+pub fn build_disrupted_pod_map(
+    pods: &[Arc<Pod>],
+    disrupted: Option<&BTreeMap<String, Time>>,
+    now: Timestamp,
+) -> (BTreeMap<String, Time>, Option<Timestamp>) {
+    let mut result = BTreeMap::new();
+    let mut recheck: Option<Timestamp> = None;
+    let Some(disrupted) = disrupted else {
+        return (result, recheck);
+    };
+    for pod in pods {
+        if deleting(pod) {
+            continue;
+        }
+        let Some(at) = disrupted.get(&pod.name_any()) else {
+            continue;
+        };
+        let expires = at.0 + DELETION_TIMEOUT;
+        if expires < now {
+            tracing::info!(pod = %pod.name_any(), "pod was expected to be deleted but it wasn't");
+            continue;
+        }
+        recheck = Some(recheck.map_or(expires, |r| r.min(expires)));
+        result.insert(pod.name_any(), at.clone());
+    }
+    (result, recheck)
+}
+
+/// `countHealthyPods`: Ready pods that are neither being deleted nor
+/// approved for eviction within the last [`DELETION_TIMEOUT`].
+pub fn count_healthy_pods(
+    pods: &[Arc<Pod>],
+    disrupted: &BTreeMap<String, Time>,
+    now: Timestamp,
+) -> i32 {
+    pods.iter()
+        .filter(|p| !deleting(p))
+        .filter(|p| {
+            disrupted
+                .get(&p.name_any())
+                .is_none_or(|at| at.0 + DELETION_TIMEOUT <= now)
+        })
+        .filter(|p| is_pod_ready(p))
+        .count() as i32
+}
+
+/// `meta.SetStatusCondition`: adds or updates the condition of the same
+/// type; the transition time moves only when the status changes.
+pub fn set_status_condition(conditions: &mut Vec<Condition>, new: Condition) {
+    match conditions.iter_mut().find(|c| c.type_ == new.type_) {
+        None => conditions.push(new),
+        Some(c) => {
+            if c.status != new.status {
+                c.status = new.status;
+                c.last_transition_time = new.last_transition_time;
+            }
+            c.reason = new.reason;
+            c.message = new.message;
+            c.observed_generation = new.observed_generation;
+        }
+    }
+}
+
+fn disruption_condition(
+    status: &str,
+    reason: &str,
+    message: String,
+    observed: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    Condition {
+        type_: DISRUPTION_ALLOWED.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: observed.filter(|g| *g != 0),
+        last_transition_time: Time(now),
+    }
+}
+
+/// `UpdateDisruptionAllowedCondition`.
+pub fn update_disruption_allowed_condition(status: &mut PodDisruptionBudgetStatus, now: Timestamp) {
+    let cond = if status.disruptions_allowed > 0 {
+        disruption_condition(
+            "True",
+            SUFFICIENT_PODS,
+            String::new(),
+            status.observed_generation,
+            now,
+        )
+    } else {
+        disruption_condition(
+            "False",
+            INSUFFICIENT_PODS,
+            String::new(),
+            status.observed_generation,
+            now,
+        )
+    };
+    set_status_condition(status.conditions.get_or_insert_with(Vec::new), cond);
+}
+
+/// The numbers a sync computed for one budget.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    pub current_healthy: i32,
+    pub desired_healthy: i32,
+    pub expected_pods: i32,
+    pub disrupted_pods: BTreeMap<String, Time>,
+}
+
+/// `updatePdbStatus`'s new status: disruptions are allowed only while pods
+/// are expected and more are healthy than desired.
+pub fn calculate_status(
+    pdb: &PodDisruptionBudget,
+    observed: Observed,
+    now: Timestamp,
+) -> PodDisruptionBudgetStatus {
+    let mut allowed = observed.current_healthy - observed.desired_healthy;
+    if observed.expected_pods <= 0 || allowed <= 0 {
+        allowed = 0;
+    }
+    let old = pdb.status.clone().unwrap_or_default();
+    let mut status = PodDisruptionBudgetStatus {
+        current_healthy: observed.current_healthy,
+        desired_healthy: observed.desired_healthy,
+        expected_pods: observed.expected_pods,
+        disruptions_allowed: allowed,
+        disrupted_pods: (!observed.disrupted_pods.is_empty()).then_some(observed.disrupted_pods),
+        observed_generation: pdb.metadata.generation,
+        conditions: old.conditions,
+    };
+    update_disruption_allowed_condition(&mut status, now);
+    status
+}
+
+/// `failSafe`: no disruption allowed, and why, when the numbers could not
+/// be computed.
+pub fn fail_safe_status(
+    pdb: &PodDisruptionBudget,
+    message: String,
+    now: Timestamp,
+) -> PodDisruptionBudgetStatus {
+    let mut status = pdb.status.clone().unwrap_or_default();
+    status.disruptions_allowed = 0;
+    let cond = disruption_condition(
+        "False",
+        SYNC_FAILED,
+        message,
+        status.observed_generation,
+        now,
+    );
+    set_status_condition(status.conditions.get_or_insert_with(Vec::new), cond);
+    status
+}
+
+/// Whether two statuses say the same (empty and absent maps/lists alike).
+fn same_status(a: &PodDisruptionBudgetStatus, b: &PodDisruptionBudgetStatus) -> bool {
+    let norm = |s: &PodDisruptionBudgetStatus| {
+        let mut s = s.clone();
+        s.disrupted_pods = s.disrupted_pods.filter(|m| !m.is_empty());
+        s.conditions = s.conditions.filter(|c| !c.is_empty());
+        s.observed_generation = s.observed_generation.filter(|g| *g != 0);
+        s
+    };
+    norm(a) == norm(b)
+}
+
+/// Whether `pod` carries a `DisruptionTarget=True` condition that its
+/// deletion never followed; `Some(when)` it becomes stale.
+pub fn stale_disruption_deadline(pod: &Pod) -> Option<Timestamp> {
+    if deleting(pod) {
+        return None;
+    }
+    let status = pod.status.as_ref()?;
+    if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return None;
+    }
+    let cond = status
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "DisruptionTarget")?;
+    if cond.status != "True" || cond.reason.as_deref() == Some("TerminationByKubelet") {
+        return None;
+    }
+    Some(
+        cond.last_transition_time
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+            + STALE_POD_DISRUPTION_TIMEOUT,
+    )
+}
+
+// ---- the controller ----
+
+/// Per-budget retry delays after failures (upstream's rate-limited queue:
+/// exponential from 5 ms, capped).
+#[derive(Default)]
+struct Backoff {
+    failures: Mutex<HashMap<ObjectRef<PodDisruptionBudget>, u32>>,
+}
+
+impl Backoff {
+    fn next(&self, key: ObjectRef<PodDisruptionBudget>) -> Duration {
+        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key).or_insert(0);
+        *n = n.saturating_add(1);
+        Duration::from_millis(5u64.saturating_mul(1 << (*n - 1).min(20)))
+            .min(Duration::from_secs(300))
+    }
+
+    fn forget(&self, key: &ObjectRef<PodDisruptionBudget>) {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+struct Context {
+    client: kube::Client,
+    pdbs: Store<PodDisruptionBudget>,
+    pods: Store<Pod>,
+    replica_sets: Store<ReplicaSet>,
+    deployments: Store<Deployment>,
+    stateful_sets: Store<StatefulSet>,
+    replication_controllers: Store<ReplicationController>,
+    recorder: Recorder,
+    backoff: Backoff,
+}
+
+/// Keeps only what the controller reads of a pod: the cache holds every
+/// pod in the cluster.
+fn trim_pod(pod: &mut Pod) {
+    pod.spec = None;
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    if let Some(status) = pod.status.as_mut() {
+        *status = PodStatus {
+            phase: status.phase.take(),
+            conditions: status.conditions.take(),
+            ..Default::default()
+        };
+    }
+}
+
+/// Which budgets each pod was last seen to be selected by, so a pod that
+/// stops matching (new labels, deletion) still wakes its old budget.
+#[derive(Default)]
+struct PodBudgets(Mutex<HashMap<ObjectRef<Pod>, Vec<ObjectRef<PodDisruptionBudget>>>>);
+
+impl PodBudgets {
+    /// The budgets to sync after a change to `pod`: those selecting it now
+    /// and those that selected it before. The pod cache has already taken
+    /// the change, so a pod missing from it was deleted.
+    fn keys_for(
+        &self,
+        pdbs: &Store<PodDisruptionBudget>,
+        pods: &Store<Pod>,
+        pod: &Pod,
+    ) -> Vec<ObjectRef<PodDisruptionBudget>> {
+        let key = ObjectRef::from_obj(pod);
+        let selecting = |pdb: &Arc<PodDisruptionBudget>| selects(pdb, pod);
+        let matching: Vec<ObjectRef<PodDisruptionBudget>> = pdbs
+            .state()
+            .iter()
+            .filter(|pdb| selecting(pdb))
+            .map(|pdb| ObjectRef::from_obj(pdb.as_ref()))
+            .collect();
+        let now = if pods.get(&key).is_some() {
+            matching.clone()
+        } else {
+            Vec::new()
+        };
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let before = if now.is_empty() {
+            m.remove(&key).unwrap_or_default()
+        } else {
+            m.insert(key, now.clone()).unwrap_or_default()
+        };
+        let mut all: HashSet<ObjectRef<PodDisruptionBudget>> = before.into_iter().collect();
+        all.extend(matching);
+        all.into_iter().collect()
+    }
+}
+
+fn budgets_in(
+    pdbs: &Store<PodDisruptionBudget>,
+    namespace: Option<String>,
+) -> Vec<ObjectRef<PodDisruptionBudget>> {
+    pdbs.state()
+        .iter()
+        .filter(|pdb| pdb.namespace() == namespace)
+        .map(|pdb| ObjectRef::from_obj(pdb.as_ref()))
+        .collect()
+}
+
+/// Hash of what matters of a workload to the budgets: its scale.
+fn replicas_predicate(replicas: Option<i32>, uid: Option<&str>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    replicas.hash(&mut h);
+    uid.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Runs the DisruptionController until `shutdown`.
+pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<(), Error> {
+    let cfg = || watcher::Config::default().any_semantic();
+    let (pods, pod_writer) = reflector::store::<Pod>();
+    let pod_events = watcher(Api::<Pod>::all(client.clone()), cfg())
+        .default_backoff()
+        .modify(trim_pod)
+        .reflect(pod_writer)
+        .touched_objects();
+
+    macro_rules! workload {
+        ($ty:ty) => {{
+            let (store, writer) = reflector::store::<$ty>();
+            let events = watcher(Api::<$ty>::all(client.clone()), cfg())
+                .default_backoff()
+                .modify(|o: &mut $ty| {
+                    o.metadata.managed_fields = None;
+                    o.metadata.annotations = None;
+                    if let Some(spec) = o.spec.as_mut() {
+                        spec.template = Default::default();
+                    }
+                    o.status = None;
+                })
+                .reflect(writer)
+                .touched_objects()
+                .predicate_filter(
+                    |o: &$ty| {
+                        replicas_predicate(
+                            o.spec.as_ref().and_then(|s| s.replicas),
+                            o.metadata.uid.as_deref(),
+                        )
+                    },
+                    Default::default(),
+                );
+            (store, events)
+        }};
+    }
+    let (replica_sets, rs_events) = workload!(ReplicaSet);
+    let (deployments, deploy_events) = workload!(Deployment);
+    let (stateful_sets, ss_events) = workload!(StatefulSet);
+    let (replication_controllers, rc_events) = {
+        let (store, writer) = reflector::store::<ReplicationController>();
+        let events = watcher(Api::<ReplicationController>::all(client.clone()), cfg())
+            .default_backoff()
+            .modify(|o: &mut ReplicationController| {
+                o.metadata.managed_fields = None;
+                o.metadata.annotations = None;
+                if let Some(spec) = o.spec.as_mut() {
+                    spec.template = None;
+                }
+                o.status = None;
+            })
+            .reflect(writer)
+            .touched_objects()
+            .predicate_filter(
+                |o: &ReplicationController| {
+                    replicas_predicate(
+                        o.spec.as_ref().and_then(|s| s.replicas),
+                        o.metadata.uid.as_deref(),
+                    )
+                },
+                Default::default(),
+            );
+        (store, events)
+    };
+
+    let controller = Controller::new(Api::<PodDisruptionBudget>::all(client.clone()), cfg());
+    let pdbs = controller.store();
+    let reporter = Reporter {
+        controller: CONTROLLER_NAME.into(),
+        instance: None,
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        pdbs: pdbs.clone(),
+        pods: pods.clone(),
+        replica_sets,
+        deployments,
+        stateful_sets,
+        replication_controllers,
+        recorder: Recorder::new(client.clone(), reporter),
+        backoff: Backoff::default(),
+    });
+    let stale = tokio::spawn(clear_stale_disruption_conditions(
+        client.clone(),
+        pods.clone(),
+        shutdown.child_token(),
+    ));
+    let seen = Arc::new(PodBudgets::default());
+    let ns_mapper =
+        |pdbs: Store<PodDisruptionBudget>| move |o: Option<String>| budgets_in(&pdbs, o);
+    let (rs_map, d_map, ss_map, rc_map) = (
+        ns_mapper(pdbs.clone()),
+        ns_mapper(pdbs.clone()),
+        ns_mapper(pdbs.clone()),
+        ns_mapper(pdbs.clone()),
+    );
+    let (pod_pdbs, pod_cache) = (pdbs.clone(), pods.clone());
+    let stop = shutdown.clone();
+    controller
+        .watches_stream(pod_events, move |pod: Pod| {
+            seen.keys_for(&pod_pdbs, &pod_cache, &pod)
+        })
+        .watches_stream(rs_events, move |o: ReplicaSet| rs_map(o.namespace()))
+        .watches_stream(deploy_events, move |o: Deployment| d_map(o.namespace()))
+        .watches_stream(ss_events, move |o: StatefulSet| ss_map(o.namespace()))
+        .watches_stream(rc_events, move |o: ReplicationController| {
+            rc_map(o.namespace())
+        })
+        .graceful_shutdown_on(async move { stop.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "disruption controller");
+            }
+            std::future::ready(())
+        })
+        .await;
+    stale.abort();
+    let _ = stale.await;
+    Ok(())
+}
+
+fn error_policy(pdb: Arc<PodDisruptionBudget>, error: &Error, ctx: Arc<Context>) -> Action {
+    let key = ObjectRef::from_obj(pdb.as_ref());
+    let delay = ctx.backoff.next(key.clone());
+    tracing::debug!(pdb = %key, error = %error.chain(), ?delay, "syncing PodDisruptionBudget failed, requeuing");
+    Action::requeue(delay)
+}
+
+async fn wait_for_caches(ctx: &Context) -> Result<(), Error> {
+    let ready = futures::future::try_join(
+        futures::future::try_join3(
+            ctx.pods.wait_until_ready(),
+            ctx.pdbs.wait_until_ready(),
+            ctx.replica_sets.wait_until_ready(),
+        ),
+        futures::future::try_join3(
+            ctx.deployments.wait_until_ready(),
+            ctx.stateful_sets.wait_until_ready(),
+            ctx.replication_controllers.wait_until_ready(),
+        ),
+    );
+    ready.await.map(|_| ()).map_err(|_| Error::CacheClosed)
+}
+
+/// `sync`: recompute one budget's status from the caches; on a failure
+/// other than a write conflict, write the fail-safe status.
+async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Context>) -> Result<Action, Error> {
+    wait_for_caches(&ctx).await?;
+    let key = ObjectRef::from_obj(pdb.as_ref());
+    // The cache may be newer than the trigger.
+    let Some(pdb) = ctx.pdbs.get(&key) else {
+        ctx.backoff.forget(&key);
+        return Ok(Action::await_change());
+    };
+    let span = tracing::debug_span!("sync", pdb = %format!("{}/{}", pdb.namespace().unwrap_or_default(), pdb.name_any()));
+    let _enter = span.enter();
+    let result = try_sync(&ctx, &pdb).await;
+    let result = match result {
+        Err(e) if !e.is_conflict() && !matches!(e, Error::CacheClosed) => {
+            tracing::warn!(error = %e.chain(), "failed to sync PodDisruptionBudget");
+            let status = fail_safe_status(&pdb, e.chain(), Timestamp::now());
+            write_status(&ctx, &pdb, status).await?;
+            Err(e)
+        }
+        other => other,
+    };
+    if result.is_ok() {
+        ctx.backoff.forget(&key);
+    }
+    result
+}
+
+async fn try_sync(ctx: &Context, pdb: &PodDisruptionBudget) -> Result<Action, Error> {
+    let pods: Vec<Arc<Pod>> = ctx.pods.state_filter(|p| selects(pdb, p));
+    if pods.is_empty() {
+        publish(
+            ctx,
+            pdb,
+            EventType::Normal,
+            "NoPods",
+            "No matching pods found".into(),
+        )
+        .await;
+    }
+    let spec = pdb.spec.clone().unwrap_or_default();
+    let mut unmanaged = Vec::new();
+    let scale = if needs_scale(&spec) {
+        match expected_scale(ctx, &pods, &mut unmanaged).await {
+            Ok(s) => s,
+            Err(e) => {
+                publish(
+                    ctx,
+                    pdb,
+                    EventType::Warning,
+                    "CalculateExpectedPodCountFailed",
+                    format!(
+                        "Failed to calculate the number of expected pods: {}",
+                        e.chain()
+                    ),
+                )
+                .await;
+                return Err(e);
+            }
+        }
+    } else {
+        0
+    };
+    let (expected, desired) = expected_and_desired(&spec, pods.len() as i32, scale)?;
+    if !unmanaged.is_empty() {
+        tracing::debug!(pods = ?unmanaged, "found unmanaged pods associated with this PDB");
+        let selector = spec
+            .selector
+            .as_ref()
+            .map(|s| serde_json::to_string(s).unwrap_or_default())
+            .unwrap_or_else(|| "nil".into());
+        publish(
+            ctx,
+            pdb,
+            EventType::Warning,
+            "UnmanagedPods",
+            format!("Pods selected by this PodDisruptionBudget (selector: {selector}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set \".spec.minAvailable\" field of the PDB to an integer value."),
+        )
+        .await;
+    }
+    let now = Timestamp::now();
+    let old_disrupted = pdb.status.as_ref().and_then(|s| s.disrupted_pods.as_ref());
+    let (disrupted, recheck) = build_disrupted_pod_map(&pods, old_disrupted, now);
+    let healthy = count_healthy_pods(&pods, &disrupted, now);
+    let status = calculate_status(
+        pdb,
+        Observed {
+            current_healthy: healthy,
+            desired_healthy: desired,
+            expected_pods: expected,
+            disrupted_pods: disrupted,
+        },
+        now,
+    );
+    write_status(ctx, pdb, status).await?;
+    Ok(match recheck {
+        // Once the earliest approved eviction expires, the pod counts again.
+        Some(at) => Action::requeue(
+            Duration::try_from(at.duration_since(now)).unwrap_or_default() + Duration::from_secs(1),
+        ),
+        None => Action::await_change(),
+    })
+}
+
+/// Writes `status` through the status subresource unless it says what the
+/// stored one says; guarded by the cached resourceVersion.
+async fn write_status(
+    ctx: &Context,
+    pdb: &PodDisruptionBudget,
+    status: PodDisruptionBudgetStatus,
+) -> Result<(), Error> {
+    if pdb
+        .status
+        .as_ref()
+        .is_some_and(|old| same_status(old, &status))
+    {
+        return Ok(());
+    }
+    let mut new = pdb.clone();
+    new.status = Some(status);
+    new.metadata.managed_fields = None;
+    let ns = pdb.namespace().unwrap_or_default();
+    let api: Api<PodDisruptionBudget> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    api.replace_status(&pdb.name_any(), &pp, &new)
+        .await
+        .map_err(|source| Error::WriteStatus {
+            key: format!("{ns}/{}", pdb.name_any()),
+            source: Box::new(source),
+        })?;
+    Ok(())
+}
+
+async fn publish(
+    ctx: &Context,
+    pdb: &PodDisruptionBudget,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let reference: ObjectReference = pdb.object_ref(&());
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Sync".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+        tracing::debug!(error = %e, "recording event failed");
+    }
+}
+
+/// `getExpectedScale`: the summed scale of the controllers of `pods`
+/// (each counted once); pods without a controller are listed in
+/// `unmanaged` and left out.
+async fn expected_scale(
+    ctx: &Context,
+    pods: &[Arc<Pod>],
+    unmanaged: &mut Vec<String>,
+) -> Result<i32, Error> {
+    let mut scales: HashMap<String, i32> = HashMap::new();
+    for pod in pods {
+        let Some(cref) = pod
+            .owner_references()
+            .iter()
+            .find(|r| r.controller == Some(true))
+        else {
+            unmanaged.push(pod.name_any());
+            continue;
+        };
+        if scales.contains_key(&cref.uid) {
+            continue;
+        }
+        let ns = pod.namespace().unwrap_or_default();
+        match controller_scale(ctx, &ns, cref).await? {
+            Some((uid, scale)) => {
+                scales.insert(uid, scale);
+            }
+            None => {
+                return Err(Error::Calculate(format!(
+                    "found no controllers for pod {:?}",
+                    pod.name_any()
+                )))
+            }
+        }
+    }
+    Ok(scales.values().sum())
+}
+
+fn group_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(g, _)| g)
+}
+
+fn controller_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<&OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+}
+
+/// The uid and scale of the controller `cref` names, tried as upstream's
+/// finders are: ReplicationController, Deployment (through its ReplicaSet),
+/// ReplicaSet, StatefulSet, then any kind with a `scale` subresource.
+async fn controller_scale(
+    ctx: &Context,
+    ns: &str,
+    cref: &OwnerReference,
+) -> Result<Option<(String, i32)>, Error> {
+    let group = group_of(&cref.api_version);
+    let key = |name: &str| (name.to_string(), ns.to_string());
+    match (group, cref.kind.as_str()) {
+        ("", "ReplicationController") => {
+            let (name, ns) = key(&cref.name);
+            Ok(ctx
+                .replication_controllers
+                .get(&ObjectRef::new(&name).within(&ns))
+                .filter(|rc| rc.metadata.uid.as_deref() == Some(cref.uid.as_str()))
+                .map(|rc| {
+                    (
+                        cref.uid.clone(),
+                        rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                    )
+                }))
+        }
+        ("apps" | "extensions", "ReplicaSet") => {
+            let Some(rs) = ctx
+                .replica_sets
+                .get(&ObjectRef::new(&cref.name).within(ns))
+                .filter(|rs| rs.metadata.uid.as_deref() == Some(cref.uid.as_str()))
+            else {
+                return Ok(None);
+            };
+            if let Some(dref) = controller_of(&rs.metadata) {
+                if dref.kind == "Deployment"
+                    && matches!(group_of(&dref.api_version), "apps" | "extensions")
+                {
+                    if let Some(d) = ctx
+                        .deployments
+                        .get(&ObjectRef::new(&dref.name).within(ns))
+                        .filter(|d| d.metadata.uid.as_deref() == Some(dref.uid.as_str()))
+                    {
+                        return Ok(Some((
+                            dref.uid.clone(),
+                            d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                        )));
+                    }
+                }
+            }
+            // Not under a (live) Deployment: the ReplicaSet's own scale.
+            Ok(Some((
+                cref.uid.clone(),
+                rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+            )))
+        }
+        ("apps", "StatefulSet") => Ok(ctx
+            .stateful_sets
+            .get(&ObjectRef::new(&cref.name).within(ns))
+            .filter(|ss| ss.metadata.uid.as_deref() == Some(cref.uid.as_str()))
+            .map(|ss| {
+                (
+                    cref.uid.clone(),
+                    ss.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                )
+            })),
+        ("apps" | "extensions", "Deployment") => Ok(ctx
+            .deployments
+            .get(&ObjectRef::new(&cref.name).within(ns))
+            .filter(|d| d.metadata.uid.as_deref() == Some(cref.uid.as_str()))
+            .map(|d| {
+                (
+                    cref.uid.clone(),
+                    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                )
+            })),
+        _ => scale_subresource(ctx, ns, cref).await,
+    }
+}
+
+/// `getScaleController`: any other kind, through its `scale` subresource.
+async fn scale_subresource(
+    ctx: &Context,
+    ns: &str,
+    cref: &OwnerReference,
+) -> Result<Option<(String, i32)>, Error> {
+    let fail = |source: kube::Error| Error::Scale {
+        kind: cref.kind.clone(),
+        namespace: ns.to_string(),
+        name: cref.name.clone(),
+        source: Box::new(source),
+    };
+    let (group, version) = match cref.api_version.rsplit_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), cref.api_version.clone()),
+    };
+    let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &cref.kind);
+    let (resource, caps) = kube::discovery::pinned_kind(&ctx.client, &gvk)
+        .await
+        .map_err(fail)?;
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), ns, &resource);
+    match api.get_scale(&cref.name).await {
+        Ok(scale) => Ok(
+            (scale.metadata.uid.as_deref() == Some(cref.uid.as_str())).then(|| {
+                (
+                    cref.uid.clone(),
+                    scale.spec.and_then(|s| s.replicas).unwrap_or(0),
+                )
+            }),
+        ),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            if caps.subresources.iter().any(|(r, _)| r.plural == "scale") {
+                Ok(None)
+            } else {
+                let gr = if group.is_empty() {
+                    resource.plural.clone()
+                } else {
+                    format!("{}.{group}", resource.plural)
+                };
+                Err(Error::Calculate(format!(
+                    "{gr} does not implement the scale subresource"
+                )))
+            }
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+/// The stale-condition part of upstream's controller: a pod marked
+/// `DisruptionTarget=True` (by an eviction whose delete never happened)
+/// gets the condition set to False once [`STALE_POD_DISRUPTION_TIMEOUT`]
+/// has passed. Scans the pod cache every few seconds.
+async fn clear_stale_disruption_conditions(
+    client: kube::Client,
+    pods: Store<Pod>,
+    shutdown: CancellationToken,
+) {
+    if pods.wait_until_ready().await.is_err() {
+        return;
+    }
+    loop {
+        let now = Timestamp::now();
+        for pod in pods.state() {
+            if stale_disruption_deadline(&pod).is_some_and(|at| at <= now) {
+                let api: Api<Pod> =
+                    Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+                // The same condition, False, with no reason or message:
+                // guarded by the resourceVersion the decision was made on.
+                let patch = serde_json::json!({
+                    "metadata": {"resourceVersion": pod.resource_version()},
+                    "status": {"conditions": [{
+                        "type": "DisruptionTarget",
+                        "status": "False",
+                        "reason": null,
+                        "message": null,
+                        "lastTransitionTime": Time(now),
+                    }]},
+                });
+                let pp = PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                };
+                match api
+                    .patch_status(&pod.name_any(), &pp, &Patch::Strategic(&patch))
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(pod = %pod.name_any(), "reset stale DisruptionTarget condition to False")
+                    }
+                    Err(e) => {
+                        tracing::debug!(pod = %pod.name_any(), error = %e, "resetting a stale DisruptionTarget condition failed")
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::PodCondition;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("timestamp")
+    }
+
+    fn pod(name: &str, ready: bool, deleting: bool) -> Arc<Pod> {
+        Arc::new(Pod {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                labels: Some([("app".to_string(), "web".to_string())].into()),
+                deletion_timestamp: deleting.then(|| Time(ts("2025-01-01T00:00:00Z"))),
+                ..Default::default()
+            },
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn spec(min: Option<IntOrString>, max: Option<IntOrString>) -> PodDisruptionBudgetSpec {
+        PodDisruptionBudgetSpec {
+            min_available: min,
+            max_unavailable: max,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn scaled_values_round_up() {
+        let pct = |s: &str| IntOrString::String(s.into());
+        for (v, total, want) in [
+            (IntOrString::Int(2), 10, 2),
+            (pct("50%"), 3, 2),
+            (pct("50%"), 4, 2),
+            (pct("10%"), 1, 1),
+            (pct("0%"), 7, 0),
+            (pct("100%"), 7, 7),
+            (pct("34%"), 3, 2),
+        ] {
+            assert_eq!(scaled_value(&v, total).unwrap(), want, "{v:?} of {total}");
+        }
+        assert!(scaled_value(&pct("5"), 3).is_err());
+        assert!(scaled_value(&pct("x%"), 3).is_err());
+    }
+
+    #[test]
+    fn expected_and_desired_follow_the_spec() {
+        let int = IntOrString::Int;
+        let pct = |s: &str| IntOrString::String(s.into());
+        // (spec, selected pods, controllers' scale) → (expected, desired)
+        for (s, pods, scale, want) in [
+            (spec(Some(int(2)), None), 3, 0, (3, 2)),
+            (spec(Some(int(5)), None), 3, 10, (3, 5)),
+            (spec(Some(pct("50%")), None), 3, 4, (4, 2)),
+            (spec(Some(pct("50%")), None), 3, 3, (3, 2)),
+            (spec(None, Some(int(1))), 3, 3, (3, 2)),
+            (spec(None, Some(int(5))), 3, 3, (3, 0)),
+            (spec(None, Some(pct("34%"))), 3, 3, (3, 1)),
+            // Bare pods under maxUnavailable: no scale, nothing expected.
+            (spec(None, Some(int(1))), 3, 0, (0, 0)),
+            (spec(None, None), 3, 0, (0, 0)),
+        ] {
+            assert!(
+                needs_scale(&s)
+                    == (s.max_unavailable.is_some()
+                        || matches!(s.min_available, Some(IntOrString::String(_))))
+            );
+            assert_eq!(
+                expected_and_desired(&s, pods, scale).unwrap(),
+                want,
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn healthy_pods_and_disrupted_entries() {
+        let now = ts("2025-01-01T00:10:00Z");
+        let pods = vec![
+            pod("ready", true, false),
+            pod("unready", false, false),
+            pod("deleting", true, true),
+            pod("evicted-recently", true, false),
+            pod("evicted-long-ago", true, false),
+        ];
+        let disrupted: BTreeMap<String, Time> = [
+            ("evicted-recently", "2025-01-01T00:09:30Z"),
+            ("evicted-long-ago", "2025-01-01T00:07:00Z"),
+            ("deleting", "2025-01-01T00:09:00Z"),
+            ("gone", "2025-01-01T00:09:00Z"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Time(ts(v))))
+        .collect();
+        let (kept, recheck) = build_disrupted_pod_map(&pods, Some(&disrupted), now);
+        assert_eq!(kept.keys().collect::<Vec<_>>(), ["evicted-recently"]);
+        assert_eq!(recheck, Some(ts("2025-01-01T00:11:30Z")));
+        assert_eq!(
+            count_healthy_pods(&pods, &kept, now),
+            2,
+            "ready and evicted-long-ago"
+        );
+        assert_eq!(
+            build_disrupted_pod_map(&pods, None, now),
+            (BTreeMap::new(), None)
+        );
+    }
+
+    fn pdb(generation: i64, status: Option<PodDisruptionBudgetStatus>) -> PodDisruptionBudget {
+        PodDisruptionBudget {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("default".into()),
+                generation: Some(generation),
+                ..Default::default()
+            },
+            spec: Some(spec(Some(IntOrString::Int(2)), None)),
+            status,
+        }
+    }
+
+    fn observed(current: i32, desired: i32, expected: i32) -> Observed {
+        Observed {
+            current_healthy: current,
+            desired_healthy: desired,
+            expected_pods: expected,
+            disrupted_pods: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn status_and_condition() {
+        let t0 = ts("2025-01-01T00:00:00Z");
+        let s = calculate_status(&pdb(3, None), observed(3, 2, 3), t0);
+        assert_eq!((s.disruptions_allowed, s.observed_generation), (1, Some(3)));
+        let c = &s.conditions.as_ref().unwrap()[0];
+        assert_eq!(
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.observed_generation
+            ),
+            (DISRUPTION_ALLOWED, "True", SUFFICIENT_PODS, Some(3))
+        );
+        assert_eq!(c.last_transition_time, Time(t0));
+
+        // Same numbers later: the same status, so nothing to write.
+        let stored = pdb(3, Some(s.clone()));
+        let again = calculate_status(&stored, observed(3, 2, 3), ts("2025-01-01T01:00:00Z"));
+        assert!(same_status(&s, &again));
+
+        // Fewer healthy pods: no disruptions, condition flips, time moves.
+        let t1 = ts("2025-01-01T02:00:00Z");
+        let low = calculate_status(&stored, observed(2, 2, 3), t1);
+        assert_eq!(low.disruptions_allowed, 0);
+        let c = &low.conditions.as_ref().unwrap()[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", INSUFFICIENT_PODS)
+        );
+        assert_eq!(c.last_transition_time, Time(t1));
+        assert!(!same_status(&s, &low));
+
+        // Nothing expected: nothing allowed, however many are healthy.
+        assert_eq!(
+            calculate_status(&stored, observed(3, 0, 0), t1).disruptions_allowed,
+            0
+        );
+        // More desired than healthy never goes negative.
+        assert_eq!(
+            calculate_status(&stored, observed(1, 3, 3), t1).disruptions_allowed,
+            0
+        );
+
+        let failed = fail_safe_status(&stored, "found no controllers for pod \"x\"".into(), t1);
+        assert_eq!(failed.disruptions_allowed, 0);
+        let c = &failed.conditions.as_ref().unwrap()[0];
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", SYNC_FAILED)
+        );
+        assert_eq!(c.message, "found no controllers for pod \"x\"");
+    }
+
+    #[test]
+    fn selectors() {
+        let labels: BTreeMap<String, String> = [
+            ("app".to_string(), "web".to_string()),
+            ("tier".into(), "a".into()),
+        ]
+        .into();
+        let req = |key: &str, op: &str, values: &[&str]| LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+        };
+        let sel = |ml: &[(&str, &str)], me: Vec<LabelSelectorRequirement>| LabelSelector {
+            match_labels: (!ml.is_empty()).then(|| {
+                ml.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            }),
+            match_expressions: (!me.is_empty()).then_some(me),
+        };
+        for (s, want) in [
+            (sel(&[], vec![]), true),
+            (sel(&[("app", "web")], vec![]), true),
+            (sel(&[("app", "db")], vec![]), false),
+            (sel(&[], vec![req("tier", "In", &["a", "b"])]), true),
+            (sel(&[], vec![req("tier", "NotIn", &["a"])]), false),
+            (sel(&[], vec![req("zone", "NotIn", &["a"])]), true),
+            (sel(&[], vec![req("app", "Exists", &[])]), true),
+            (sel(&[], vec![req("app", "DoesNotExist", &[])]), false),
+            (sel(&[], vec![req("app", "Bogus", &[])]), false),
+        ] {
+            assert_eq!(selector_matches(&s, &labels), want, "{s:?}");
+        }
+        let mut budget = pdb(1, None);
+        assert!(
+            !selects(&budget, &pod("p", true, false)),
+            "no selector selects nothing"
+        );
+        budget.spec.as_mut().unwrap().selector = Some(sel(&[("app", "web")], vec![]));
+        assert!(selects(&budget, &pod("p", true, false)));
+        budget.metadata.namespace = Some("other".into());
+        assert!(!selects(&budget, &pod("p", true, false)));
+    }
+
+    #[test]
+    fn stale_disruption_targets() {
+        let mut p = (*pod("p", true, false)).clone();
+        assert_eq!(stale_disruption_deadline(&p), None);
+        p.status
+            .as_mut()
+            .unwrap()
+            .conditions
+            .as_mut()
+            .unwrap()
+            .push(PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                reason: Some("EvictionByEvictionAPI".into()),
+                last_transition_time: Some(Time(ts("2025-01-01T00:00:00Z"))),
+                ..Default::default()
+            });
+        assert_eq!(
+            stale_disruption_deadline(&p),
+            Some(ts("2025-01-01T00:02:00Z"))
+        );
+        p.metadata.deletion_timestamp = Some(Time(ts("2025-01-01T00:00:01Z")));
+        assert_eq!(
+            stale_disruption_deadline(&p),
+            None,
+            "being deleted: not stale"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_resets() {
+        let b = Backoff::default();
+        let key = ObjectRef::new("web").within("default");
+        let first = b.next(key.clone());
+        let second = b.next(key.clone());
+        assert!(second > first);
+        b.forget(&key);
+        assert_eq!(b.next(key), first);
+    }
+}
