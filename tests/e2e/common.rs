@@ -291,3 +291,163 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A running `skiff hollow-nodes` against a [`Server`]: hollow nodes whose
+/// pods are reported Running without containers. Killed when dropped.
+pub struct HollowNodes {
+    child: Option<Child>,
+    log: PathBuf,
+    args: Vec<String>,
+    kubeconfig: PathBuf,
+}
+
+impl HollowNodes {
+    /// Starts `skiff hollow-nodes --count <count> <extra_args>` and waits
+    /// until it has registered every node.
+    pub fn start(server: &Server, count: usize, extra_args: &[&str]) -> HollowNodes {
+        let mut args = vec!["--count".to_string(), count.to_string()];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let mut h = HollowNodes {
+            child: None,
+            log: server
+                .data_dir()
+                .join(format!("hollow-nodes-{}.log", rand_suffix())),
+            args,
+            kubeconfig: server.kubeconfig(),
+        };
+        h.launch();
+        h
+    }
+
+    fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("hollow-nodes log file");
+        let before = self.log().matches("hollow nodes registered").count();
+        let child = Command::new(skiff_bin())
+            .arg("hollow-nodes")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(&self.args)
+            .env("SKIFF_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start skiff hollow-nodes");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.log().matches("hollow nodes registered").count() > before {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("skiff hollow-nodes exited early ({status}): {}", self.log());
+            }
+            if Instant::now() > deadline {
+                panic!("hollow nodes not registered in 60s: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// SIGTERM, then wait for a clean exit (the nodes stay registered).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = c.try_wait() {
+                    assert!(
+                        status.success(),
+                        "hollow-nodes did not exit cleanly: {status}: {}",
+                        self.log()
+                    );
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            panic!("hollow-nodes did not stop within 10s of SIGTERM");
+        }
+    }
+
+    /// Stops and starts again with the same flags (nodes are adopted).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+}
+
+impl Drop for HollowNodes {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A standalone `skiff scheduler` against a [`Server`] (started with
+/// `--disable-scheduler`, or competing with its in-process one for the
+/// lease). Killed when dropped.
+pub struct Scheduler {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Scheduler {
+    pub fn start(server: &Server) -> Scheduler {
+        let log = server
+            .data_dir()
+            .join(format!("scheduler-{}.log", rand_suffix()));
+        let file = std::fs::File::create(&log).expect("scheduler log file");
+        let child = Command::new(skiff_bin())
+            .arg("scheduler")
+            .arg("--kubeconfig")
+            .arg(server.kubeconfig())
+            .env("SKIFF_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start skiff scheduler");
+        Scheduler {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: the lease is left as it was, not released.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}

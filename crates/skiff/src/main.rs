@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server with its store) on this machine.
     Server(cli::server::ServerArgs),
+    /// Register hollow nodes (like kubemark/KWOK) for scale tests: Node objects with leases whose pods are marked Running without containers.
+    HollowNodes(cli::hollow_nodes::HollowNodesArgs),
+    /// Run the scheduler alone against a cluster (`skiff server` runs it in-process).
+    Scheduler(cli::scheduler::SchedulerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +41,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(cli::server::run(args)),
+        Command::HollowNodes(args) => runtime.block_on(cli::hollow_nodes::run(args)),
+        Command::Scheduler(args) => runtime.block_on(cli::scheduler::run(args)),
     }
 }

@@ -81,6 +81,18 @@ pub struct ServerArgs {
     #[arg(long, env = "SKIFF_DISABLE_AGENT", help_heading = "Components")]
     pub disable_agent: bool,
 
+    /// (components) Do not run the scheduler in this server
+    #[arg(long, env = "SKIFF_DISABLE_SCHEDULER", help_heading = "Components")]
+    pub disable_scheduler: bool,
+
+    /// (components) Do not run the controller manager in this server
+    #[arg(
+        long,
+        env = "SKIFF_DISABLE_CONTROLLER_MANAGER",
+        help_heading = "Components"
+    )]
+    pub disable_controller_manager: bool,
+
     /// (api) How long events are kept after their last occurrence (seconds)
     #[arg(
         long,
@@ -224,10 +236,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
 
+    // A signal stops the components first (they release their leases
+    // through the API), then the API server.
+    let stop = CancellationToken::new();
     let shutdown = CancellationToken::new();
     let (ready_tx, mut ready_rx) = tokio::sync::watch::channel(false);
-    let api_task = tokio::spawn(api::run(cfg, storage, tls, ready_tx, shutdown.clone()));
-    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let mut api_task = tokio::spawn(api::run(cfg, storage, tls, ready_tx, shutdown.clone()));
+    let signals = tokio::spawn(super::wait_for_signal(stop.clone()));
     tokio::select! {
         r = ready_rx.wait_for(|r| *r) => {
             if r.is_ok() {
@@ -235,27 +250,45 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 eprintln!("  export KUBECONFIG={}", kubeconfig_path.display());
             }
         }
-        _ = shutdown.cancelled() => {}
+        _ = stop.cancelled() => {}
     }
-    let result = api_task.await.context("API server task panicked")?;
+    // The scheduler and the controllers are clients of the API like any
+    // other; they start once it serves and use the admin credentials.
+    let mut components = tokio::task::JoinSet::new();
+    if !stop.is_cancelled() && (!args.disable_scheduler || !args.disable_controller_manager) {
+        let client = client::from_kubeconfig(&kubeconfig_path).await?;
+        if !args.disable_scheduler {
+            let (client, stop) = (client.clone(), stop.clone());
+            components.spawn(async move {
+                if let Err(e) = scheduler::run(client, scheduler::Config::default(), stop).await {
+                    tracing::error!(error = %e, "scheduler stopped");
+                }
+            });
+        }
+        if !args.disable_controller_manager {
+            let (client, stop) = (client.clone(), stop.clone());
+            components.spawn(async move {
+                if let Err(e) = controllers::run(client, stop).await {
+                    tracing::error!(error = %e, "controller manager stopped");
+                }
+            });
+        }
+    }
+    let result = tokio::select! {
+        r = &mut api_task => r,
+        _ = stop.cancelled() => {
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while components.join_next().await.is_some() {}
+            })
+            .await;
+            shutdown.cancel();
+            api_task.await
+        }
+    }
+    .context("API server task panicked")?;
+    components.abort_all();
     signals.abort();
     result?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }
