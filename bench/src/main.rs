@@ -13,6 +13,7 @@ mod floor;
 mod kubectl;
 mod list;
 mod objects;
+mod schedule;
 mod server;
 mod stats;
 mod watch;
@@ -24,7 +25,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 
 use server::Server;
-use stats::{mib, ms, rate, Row};
+use stats::{dur, mib, ms, rate, secs, Row};
 
 #[derive(Parser)]
 #[command(about = "Whole-system benchmarks of skiff server")]
@@ -35,13 +36,25 @@ struct Args {
     /// Where data dirs and floor databases go (same filesystem for both).
     #[arg(long, env = "BENCH_DIR", default_value = "/var/tmp")]
     work_dir: PathBuf,
-    /// Phases to run, comma-separated: create,list,watch,apply,durability.
+    /// Phases to run, comma-separated: create,list,watch,apply,durability,schedule.
     #[arg(
         long,
         env = "BENCH_PHASES",
-        default_value = "create,list,watch,apply,durability"
+        default_value = "create,list,watch,apply,durability,schedule"
     )]
     phases: String,
+    /// Hollow nodes registered for the schedule phase.
+    #[arg(long, env = "BENCH_NODES", default_value_t = 1000)]
+    nodes: usize,
+    /// Pods created, then scheduled, in each run of the schedule phase.
+    #[arg(long, env = "BENCH_SCHED_PODS", default_value_t = 10_000)]
+    sched_pods: usize,
+    /// Runs of the schedule phase, comma-separated: plain,anti-affinity.
+    #[arg(long, env = "BENCH_SCHED_RUNS", default_value = "plain,anti-affinity")]
+    sched_runs: String,
+    /// Seconds from the scheduler's start until every pod must be bound and Running.
+    #[arg(long, env = "BENCH_SCHED_TIMEOUT", default_value_t = 300)]
+    sched_timeout: u64,
     /// Deployments written in each round of the apply phase.
     #[arg(long, env = "BENCH_APPLY_OBJECTS", default_value_t = 1000)]
     apply_objects: usize,
@@ -79,7 +92,7 @@ struct Args {
     #[arg(long, env = "BENCH_DURABILITY_SECONDS", default_value_t = 3)]
     durability_seconds: u64,
     /// Keep the data dirs (and server logs) after the run.
-    #[arg(long, env = "BENCH_KEEP")]
+    #[arg(long, env = "BENCH_KEEP", value_parser = clap::builder::BoolishValueParser::new())]
     keep: bool,
 }
 
@@ -137,12 +150,13 @@ async fn main() -> Result<()> {
         failed("durability", r, &mut rows);
     }
 
+    if args.wants("schedule") {
+        schedule_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+    }
+
     stats::print_table(&rows);
     if !problems.is_empty() {
-        println!(
-            "\nserver log WARN/ERROR lines ({}; first 20):",
-            problems.len()
-        );
+        println!("\nlog WARN/ERROR lines ({}; first 20):", problems.len());
         for p in problems.iter().take(20) {
             println!("  {p}");
         }
@@ -569,6 +583,188 @@ async fn durability_phase(
     server.stop();
     problems.extend(server.log_problems("durability"));
     Ok(())
+}
+
+/// Two runs, each on a fresh data dir: plain pods, then pods with required
+/// anti-affinity. A failed run is reported and the other still runs.
+async fn schedule_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) {
+    for (name, anti_affinity) in [("plain", false), ("anti-affinity", true)] {
+        if !args.sched_runs.split(',').any(|r| r.trim() == name) {
+            continue;
+        }
+        eprintln!(
+            "\n== schedule ({name}): {} hollow nodes, {} pods with requests from {} clients, then skiff scheduler",
+            args.nodes, args.sched_pods, args.clients
+        );
+        let cfg = schedule::Config {
+            nodes: args.nodes,
+            pods: args.sched_pods,
+            clients: args.clients,
+            timeout: Duration::from_secs(args.sched_timeout),
+            anti_affinity,
+        };
+        let dir = work.join(format!("schedule-{name}"));
+        let label = format!("schedule {name}");
+        let r = schedule::run(bin, &dir, &cfg, &label, problems).await;
+        failed(
+            "schedule",
+            r.map(|o| schedule_rows(args, name, &o, rows)),
+            rows,
+        );
+    }
+}
+
+fn schedule_rows(args: &Args, run: &str, o: &schedule::Outcome, rows: &mut Vec<Row>) {
+    let anti = run == "anti-affinity";
+    let p = "schedule";
+    rows.push(row(
+        p,
+        format!("hollow-nodes registration {} nodes ({run} run)", args.nodes),
+        secs(o.registration),
+        format!(
+            "spawn to \"registered\"; hollow-nodes RSS {}",
+            mib(o.hollow_rss_kib)
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!("create {} pods/s (floor for the scheduler)", o.created),
+        rate(o.create_rate()),
+        format!(
+            "{run} pods, {} clients, no scheduler; p50 {} p99 {}; {} failed {}",
+            args.clients,
+            ms(o.create_latencies.pct(50.0)),
+            ms(o.create_latencies.pct(99.0)),
+            o.create_errors.values().sum::<u64>(),
+            summarize(&o.create_errors)
+        ),
+    ));
+    let target = if anti { 300.0 } else { 1000.0 };
+    rows.push(row(
+        p,
+        format!("pods scheduled/s ({run})"),
+        rate(o.bind_rate()),
+        format!(
+            "target >= {target:.0}/s; {:.2}x the create rate; first to last bind, {} of {} bound{}",
+            o.bind_rate() / o.create_rate(),
+            o.bound,
+            o.created,
+            if o.bound < o.created {
+                format!(" (NOT ALL within {} s)", args.sched_timeout)
+            } else {
+                String::new()
+            }
+        ),
+    ));
+    rows.push(row(
+        p,
+        "  pods scheduled/s from scheduler start",
+        rate(o.rate_from_start()),
+        format!(
+            "{} bound by {}; includes start-up (lease, initial lists)",
+            o.bound,
+            o.last_bind.map(secs).unwrap_or_else(|| "-".into())
+        ),
+    ));
+    rows.push(row(
+        p,
+        "  first bind after scheduler start",
+        o.first_bind.map(dur).unwrap_or_else(|| "-".into()),
+        "as seen by a pod watch",
+    ));
+    rows.push(row(
+        p,
+        "  all Running after scheduler start",
+        match o.last_running {
+            Some(t) if o.running >= o.created => secs(t),
+            _ => "-".into(),
+        },
+        format!(
+            "{} of {} Running (hollow nodes' status writes){}",
+            o.running,
+            o.created,
+            match (o.last_running, o.last_bind) {
+                (Some(r), Some(b)) if o.running >= o.created =>
+                    format!("; {} after the last bind", dur(r.saturating_sub(b))),
+                _ => String::new(),
+            }
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!(
+            "scheduler RSS with {} nodes, {} pods ({run})",
+            args.nodes, o.created
+        ),
+        o.scheduler_rss_kib.map(mib).unwrap_or_else(|| "-".into()),
+        "target < 100 MiB; VmRSS of skiff scheduler when all were bound",
+    ));
+    rows.push(row(
+        p,
+        "  CPU-s scheduler / server / hollow-nodes / bench",
+        format!(
+            "{:.1} / {:.1} / {:.1} / {:.1}",
+            o.scheduler_cpu.as_secs_f64(),
+            o.server_cpu.as_secs_f64(),
+            o.hollow_cpu.as_secs_f64(),
+            o.bench_cpu.as_secs_f64()
+        ),
+        format!(
+            "over {} from scheduler start to all bound (all share the CPUs); server RSS after {}",
+            secs(o.window),
+            mib(o.server_rss_kib)
+        ),
+    ));
+    rows.push(row(
+        p,
+        "  pod writes per pod during scheduling",
+        format!("{:.2}", o.modified as f64 / o.created.max(1) as f64),
+        "MODIFIED events the pod watch saw (binding, hollow node's Running status, ...); a create is 1",
+    ));
+    let pl = &o.placement;
+    rows.push(row(
+        p,
+        "  nodes used / max pods per node",
+        format!("{} / {}", pl.nodes_used, pl.max_per_node),
+        format!(
+            "final LIST: {} pods, {} unbound{}",
+            pl.listed,
+            pl.unbound,
+            if pl.pending.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", summarize(&pl.pending))
+            }
+        ),
+    ));
+    if anti {
+        rows.push(row(
+            p,
+            "  anti-affinity violations",
+            pl.violations.to_string(),
+            format!(
+                "pods sharing a hostname with another of their group ({} groups); must be 0",
+                schedule::GROUPS
+            ),
+        ));
+    }
+    if let Some(e) = &o.scheduler_exited {
+        rows.push(row(p, "  ! stopped early", "-", e.clone()));
+    }
+    if o.watch_restarts > 0 {
+        rows.push(row(
+            p,
+            "  pod watch reopened",
+            o.watch_restarts.to_string(),
+            "the stream ended; resumed from the last resourceVersion",
+        ));
+    }
 }
 
 fn failed(phase: &'static str, result: Result<()>, rows: &mut Vec<Row>) {

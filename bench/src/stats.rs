@@ -38,6 +38,19 @@ pub fn ms(d: Duration) -> String {
     }
 }
 
+pub fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+/// Milliseconds below one second, seconds above.
+pub fn dur(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        ms(d)
+    } else {
+        secs(d)
+    }
+}
+
 pub fn rate(n: f64) -> String {
     if n >= 100.0 {
         format!("{:.0}/s", n)
