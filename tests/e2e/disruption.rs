@@ -92,7 +92,8 @@ fn wait_allowed(s: &Server, pdb: &str, allowed: i64) -> Value {
     eventually(Duration::from_secs(30), || {
         let p = get_json(s, &["pdb", pdb]);
         let st = &p["status"];
-        (st["observedGeneration"] == p["metadata"]["generation"] && st["disruptionsAllowed"] == allowed)
+        (st["observedGeneration"] == p["metadata"]["generation"]
+            && st["disruptionsAllowed"] == allowed)
             .then_some(p)
     })
 }
@@ -111,7 +112,10 @@ fn priority_classes_and_priority_admission() {
     let out = s.ok(&["get", "priorityclass"]);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("NAME"), "{out}");
-    for (name, value) in [("system-cluster-critical", "2000000000"), ("system-node-critical", "2000001000")] {
+    for (name, value) in [
+        ("system-cluster-critical", "2000000000"),
+        ("system-node-critical", "2000001000"),
+    ] {
         let line = lines
             .iter()
             .find(|l| l.starts_with(name))
@@ -135,20 +139,25 @@ fn priority_classes_and_priority_admission() {
     s.apply_stdin(&["create"], &yaml);
     let out = s.ok(&["get", "pod", "crit", "-o", "yaml"]);
     assert!(out.contains("priority: 2000000000"), "{out}");
-    assert!(out.contains("preemptionPolicy: PreemptLowerPriority"), "{out}");
+    assert!(
+        out.contains("preemptionPolicy: PreemptLowerPriority"),
+        "{out}"
+    );
     // No class: priority 0.
     s.apply_stdin(&["create"], &pod_yaml("plain", "plain", None));
     let plain = get_json(&s, &["pod", "plain"]);
     assert_eq!(plain["spec"]["priority"], 0);
 
     // An unknown class is refused by admission and nothing is created.
-    let yaml = pod_yaml("lost", "lost", None).replace("spec:\n", "spec:\n  priorityClassName: foo\n");
+    let yaml =
+        pod_yaml("lost", "lost", None).replace("spec:\n", "spec:\n  priorityClassName: foo\n");
     let out = s.kubectl_stdin(&["create", "-f", "-"], &yaml);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("Error from server (Forbidden)")
-            && err.contains(r#"pods "lost" is forbidden: no PriorityClass with name foo was found"#),
+            && err
+                .contains(r#"pods "lost" is forbidden: no PriorityClass with name foo was found"#),
         "{err}"
     );
     assert!(!exists(&s, "pod", "lost"));
@@ -157,7 +166,8 @@ fn priority_classes_and_priority_admission() {
         "spec:\n",
         "spec:\n  priorityClassName: system-node-critical\n  priority: 5\n",
     );
-    let err = String::from_utf8_lossy(&s.kubectl_stdin(&["create", "-f", "-"], &yaml).stderr).into_owned();
+    let err = String::from_utf8_lossy(&s.kubectl_stdin(&["create", "-f", "-"], &yaml).stderr)
+        .into_owned();
     assert!(err.contains("the integer value of priority (5) must not be provided in pod spec; priority admission controller computed 2000001000 from the given PriorityClass name"), "{err}");
 
     // User classes may not outrank the system ones (422), nor take their prefix.
@@ -166,7 +176,10 @@ fn priority_classes_and_priority_admission() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("is invalid") && err.contains("value: Forbidden: maximum allowed value of a user defined priority is 1000000000"),
+        err.contains("is invalid")
+            && err.contains(
+                "value: Forbidden: maximum allowed value of a user defined priority is 1000000000"
+            ),
         "{err}"
     );
     let (code, _) = s.curl(
@@ -177,19 +190,52 @@ fn priority_classes_and_priority_admission() {
     );
     assert_eq!(code, 422);
     let err = s.fails(&["create", "priorityclass", "system-mine", "--value=5"]);
-    assert!(err.contains("priority class names with 'system-' prefix are reserved for system use only"), "{err}");
+    assert!(
+        err.contains("priority class names with 'system-' prefix are reserved for system use only"),
+        "{err}"
+    );
 
     // One global default; pods without a class get it.
-    s.ok(&["create", "priorityclass", "normal", "--value=1000", "--global-default=true"]);
-    let err = s.fails(&["create", "priorityclass", "other", "--value=10", "--global-default=true"]);
-    assert!(err.contains("PriorityClass normal is already marked as default. Only one default can exist"), "{err}");
+    s.ok(&[
+        "create",
+        "priorityclass",
+        "normal",
+        "--value=1000",
+        "--global-default=true",
+    ]);
+    let err = s.fails(&[
+        "create",
+        "priorityclass",
+        "other",
+        "--value=10",
+        "--global-default=true",
+    ]);
+    assert!(
+        err.contains(
+            "PriorityClass normal is already marked as default. Only one default can exist"
+        ),
+        "{err}"
+    );
     s.apply_stdin(&["create"], &pod_yaml("defaulted", "d", None));
     let p = get_json(&s, &["pod", "defaulted"]);
-    assert_eq!((&p["spec"]["priorityClassName"], &p["spec"]["priority"]), (&json!("normal"), &json!(1000)));
+    assert_eq!(
+        (&p["spec"]["priorityClassName"], &p["spec"]["priority"]),
+        (&json!("normal"), &json!(1000))
+    );
 
     // value and preemptionPolicy are immutable.
-    let err = s.fails(&["patch", "priorityclass", "normal", "--type=merge", "-p", r#"{"value":7}"#]);
-    assert!(err.contains("value: Forbidden: may not be changed in an update."), "{err}");
+    let err = s.fails(&[
+        "patch",
+        "priorityclass",
+        "normal",
+        "--type=merge",
+        "-p",
+        r#"{"value":7}"#,
+    ]);
+    assert!(
+        err.contains("value: Forbidden: may not be changed in an update."),
+        "{err}"
+    );
 
     // The built-ins cannot be deleted.
     let err = s.fails(&["delete", "priorityclass", "system-node-critical"]);
@@ -214,14 +260,29 @@ fn evictions_honour_disruption_budgets() {
     );
     let pdb = wait_allowed(&s, "web", 1);
     let st = &pdb["status"];
-    assert_eq!((&st["currentHealthy"], &st["desiredHealthy"], &st["expectedPods"]), (&json!(3), &json!(2), &json!(3)));
+    assert_eq!(
+        (
+            &st["currentHealthy"],
+            &st["desiredHealthy"],
+            &st["expectedPods"]
+        ),
+        (&json!(3), &json!(2), &json!(3))
+    );
     let cond = condition(&pdb, "DisruptionAllowed");
-    assert_eq!((&cond["status"], &cond["reason"]), (&json!("True"), &json!("SufficientPods")), "{pdb}");
+    assert_eq!(
+        (&cond["status"], &cond["reason"]),
+        (&json!("True"), &json!("SufficientPods")),
+        "{pdb}"
+    );
 
     let table = s.ok(&["get", "pdb", "web"]);
     let mut rows = table.lines();
     let header: Vec<&str> = rows.next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(&header[..5], ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE"], "{table}");
+    assert_eq!(
+        &header[..5],
+        ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE"],
+        "{table}"
+    );
     let row: Vec<&str> = rows.next().unwrap_or_default().split_whitespace().collect();
     assert_eq!(&row[..4], ["web", "2", "N/A", "1"], "{table}");
 
@@ -234,11 +295,18 @@ fn evictions_honour_disruption_budgets() {
     );
     assert_eq!(code, 201, "{body}");
     assert!(exists(&s, "pod", "p1"));
-    assert_eq!(get_json(&s, &["pdb", "web"])["status"]["disruptionsAllowed"], 1);
+    assert_eq!(
+        get_json(&s, &["pdb", "web"])["status"]["disruptionsAllowed"],
+        1
+    );
 
     // The first eviction takes the one allowed disruption.
     let out = evict(&s, "p1");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!exists(&s, "pod", "p1"));
 
     // The next is refused with 429 and changes nothing.
@@ -251,19 +319,37 @@ fn evictions_honour_disruption_budgets() {
             && err.contains("Cannot evict pod as it would violate the pod's disruption budget."),
         "{err}"
     );
-    let (code, body) = s.curl("POST", &eviction_path("p2"), "application/json", eviction_body("p2").as_bytes());
+    let (code, body) = s.curl(
+        "POST",
+        &eviction_path("p2"),
+        "application/json",
+        eviction_body("p2").as_bytes(),
+    );
     assert_eq!(code, 429, "{body}");
     let status: Value = serde_json::from_str(&body).expect("Status");
     assert_eq!(status["reason"], "TooManyRequests");
     assert_eq!(status["details"]["causes"][0]["reason"], "DisruptionBudget");
-    let cause = status["details"]["causes"][0]["message"].as_str().unwrap_or_default();
-    assert!(cause.starts_with("The disruption budget web needs 2 healthy pods and has"), "{cause}");
+    let cause = status["details"]["causes"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        cause.starts_with("The disruption budget web needs 2 healthy pods and has"),
+        "{cause}"
+    );
     assert!(exists(&s, "pod", "p2"));
     let p2 = get_json(&s, &["pod", "p2"]);
-    assert!(!p2["status"]["conditions"].to_string().contains("DisruptionTarget"), "{p2}");
+    assert!(
+        !p2["status"]["conditions"]
+            .to_string()
+            .contains("DisruptionTarget"),
+        "{p2}"
+    );
     let after = get_json(&s, &["pdb", "web"]);
     assert_eq!(after["status"]["disruptionsAllowed"], 0);
-    assert_eq!(after["status"]["currentHealthy"], before["status"]["currentHealthy"]);
+    assert_eq!(
+        after["status"]["currentHealthy"],
+        before["status"]["currentHealthy"]
+    );
 
     // The controller settles on the remaining pods.
     let pdb = eventually(Duration::from_secs(30), || {
@@ -272,7 +358,11 @@ fn evictions_honour_disruption_budgets() {
     });
     assert_eq!(pdb["status"]["expectedPods"], 2);
     let cond = condition(&pdb, "DisruptionAllowed");
-    assert_eq!((&cond["status"], &cond["reason"]), (&json!("False"), &json!("InsufficientPods")), "{pdb}");
+    assert_eq!(
+        (&cond["status"], &cond["reason"]),
+        (&json!("False"), &json!("InsufficientPods")),
+        "{pdb}"
+    );
     let row = s.ok(&["get", "pdb", "web", "--no-headers"]);
     assert_eq!(row.split_whitespace().nth(3), Some("0"), "{row}");
 
@@ -281,7 +371,11 @@ fn evictions_honour_disruption_budgets() {
     make_ready(&s, "p4");
     wait_allowed(&s, "web", 1);
     let out = evict(&s, "p2");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // An unready pod is not protected while the budget is met...
     s.apply_stdin(&["create"], &pod_yaml("p5", "web", None));
@@ -298,20 +392,33 @@ fn evictions_honour_disruption_budgets() {
     ]);
     wait_allowed(&s, "web", 0);
     let out = evict(&s, "p5");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!exists(&s, "pod", "p5"));
 
     // ...and a pod that is not running yet never is.
     s.apply_stdin(&["create"], &pod_yaml("pending", "web", None));
     let out = evict(&s, "pending");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Two budgets over one pod: the eviction subresource refuses (500).
     s.apply_stdin(
         &["create"],
         "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web-too}\nspec:\n  maxUnavailable: 1\n  selector: {matchLabels: {app: web}}\n",
     );
-    let (code, body) = s.curl("POST", &eviction_path("p3"), "application/json", eviction_body("p3").as_bytes());
+    let (code, body) = s.curl(
+        "POST",
+        &eviction_path("p3"),
+        "application/json",
+        eviction_body("p3").as_bytes(),
+    );
     assert_eq!(code, 500, "{body}");
     assert!(body.contains("This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."), "{body}");
     assert!(exists(&s, "pod", "p3"));
@@ -325,7 +432,10 @@ fn evictions_honour_disruption_budgets() {
         .stderr,
     )
     .into_owned();
-    assert!(err.contains("minAvailable and maxUnavailable cannot be both set"), "{err}");
+    assert!(
+        err.contains("minAvailable and maxUnavailable cannot be both set"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -359,15 +469,31 @@ fn max_unavailable_counts_the_controllers_scale() {
     );
     let pdb = wait_allowed(&s, "web", 1);
     let st = &pdb["status"];
-    assert_eq!((&st["currentHealthy"], &st["desiredHealthy"], &st["expectedPods"]), (&json!(3), &json!(2), &json!(3)));
+    assert_eq!(
+        (
+            &st["currentHealthy"],
+            &st["desiredHealthy"],
+            &st["expectedPods"]
+        ),
+        (&json!(3), &json!(2), &json!(3))
+    );
     let row = s.ok(&["get", "pdb", "web", "--no-headers"]);
-    assert_eq!(row.split_whitespace().take(4).collect::<Vec<_>>(), ["web", "N/A", "1", "1"], "{row}");
+    assert_eq!(
+        row.split_whitespace().take(4).collect::<Vec<_>>(),
+        ["web", "N/A", "1", "1"],
+        "{row}"
+    );
 
     let out = evict(&s, "w1");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = evict(&s, "w2");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Cannot evict pod as it would violate the pod's disruption budget."));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("Cannot evict pod as it would violate the pod's disruption budget."));
     assert!(exists(&s, "pod", "w2"));
 
     // Scaling the controller up raises the count the budget expects.
@@ -387,10 +513,23 @@ fn max_unavailable_counts_the_controllers_scale() {
         (p["status"]["observedGeneration"] == 1).then_some(p)
     });
     let st = &bare["status"];
-    assert_eq!((&st["expectedPods"], &st["currentHealthy"], &st["disruptionsAllowed"]), (&json!(0), &json!(2), &json!(0)), "{bare}");
+    assert_eq!(
+        (
+            &st["expectedPods"],
+            &st["currentHealthy"],
+            &st["disruptionsAllowed"]
+        ),
+        (&json!(0), &json!(2), &json!(0)),
+        "{bare}"
+    );
     eventually(Duration::from_secs(30), || {
-        s.ok(&["get", "events", "--field-selector", "involvedObject.name=bare"])
-            .contains("UnmanagedPods")
-            .then_some(())
+        s.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=bare",
+        ])
+        .contains("UnmanagedPods")
+        .then_some(())
     });
 }
