@@ -29,6 +29,16 @@ pub async fn from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
     kube::Client::try_from(config).context("building the API client")
 }
 
+/// A client for the cluster named by `path`, else by `$KUBECONFIG` (what
+/// `skiff scheduler` and `skiff hollow-nodes` take).
+pub async fn from_kubeconfig_or_env(path: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let path = path
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("KUBECONFIG").map(std::path::PathBuf::from))
+        .context("--kubeconfig is required (or set KUBECONFIG)")?;
+    from_kubeconfig(&path).await
+}
+
 /// `<hostname>_<random>`: unique per process, as client-go's leader election
 /// identities are, so a restarted component never mistakes an old lease for its own.
 pub fn identity() -> String {

@@ -108,12 +108,7 @@ pub struct HollowNodesArgs {
 }
 
 pub async fn run(args: HollowNodesArgs) -> anyhow::Result<()> {
-    let kubeconfig = args
-        .kubeconfig
-        .clone()
-        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
-        .context("--kubeconfig is required (or set KUBECONFIG)")?;
-    let client = client::from_kubeconfig(&kubeconfig).await?;
+    let client = client::from_kubeconfig_or_env(args.kubeconfig.as_deref()).await?;
     let cfg = hollow::HollowConfig {
         count: args.count,
         name_prefix: args.name_prefix,
@@ -132,7 +127,7 @@ pub async fn run(args: HollowNodesArgs) -> anyhow::Result<()> {
     let count = cfg.count;
 
     let shutdown = CancellationToken::new();
-    let signals = tokio::spawn(wait_for_signal(shutdown.clone()));
+    let signals = tokio::spawn(super::wait_for_signal(shutdown.clone()));
     let (registered_tx, mut registered) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(hollow::run_with_ready(
         client,
@@ -148,20 +143,4 @@ pub async fn run(args: HollowNodesArgs) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
 }

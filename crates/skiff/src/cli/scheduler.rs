@@ -34,11 +34,7 @@ pub struct SchedulerArgs {
 }
 
 pub async fn run(args: SchedulerArgs) -> anyhow::Result<()> {
-    let path = args
-        .kubeconfig
-        .or_else(|| std::env::var_os("KUBECONFIG").map(PathBuf::from))
-        .ok_or_else(|| anyhow::anyhow!("--kubeconfig (or $KUBECONFIG) is required"))?;
-    let client = client::from_kubeconfig(&path).await?;
+    let client = client::from_kubeconfig_or_env(args.kubeconfig.as_deref()).await?;
     let stop = CancellationToken::new();
     tokio::spawn(super::wait_for_signal(stop.clone()));
     let cfg = scheduler::Config {
