@@ -102,34 +102,14 @@ impl Server {
 
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(status)) = c.try_wait() {
-                    assert!(
-                        status.success(),
-                        "server did not exit cleanly: {status}: {}",
-                        self.log()
-                    );
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            panic!("server did not stop within 10s of SIGTERM");
+        if let Some(c) = self.child.take() {
+            terminate(c, "server", || self.log());
         }
     }
 
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(self.child.take());
     }
 
     pub fn restart(&mut self) {
@@ -264,10 +244,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(self.child.take());
     }
 }
 
@@ -275,6 +252,38 @@ fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id()) << 32
+}
+
+/// SIGTERM, then waits up to 10 s for a clean exit; panics (with the
+/// process's log) if it fails or hangs.
+#[track_caller]
+fn terminate(mut c: Child, what: &str, log: impl Fn() -> String) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(c.id().to_string())
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = c.try_wait() {
+            assert!(
+                status.success(),
+                "{what} did not exit cleanly: {status}: {}",
+                log()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    panic!("{what} did not stop within 10s of SIGTERM");
+}
+
+/// SIGKILL and reap: the process gets no chance to flush anything.
+fn kill(child: Option<Child>) {
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 /// Polls `f` until it returns Some, or panics after `timeout`.
@@ -366,25 +375,8 @@ impl HollowNodes {
 
     /// SIGTERM, then wait for a clean exit (the nodes stay registered).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(status)) = c.try_wait() {
-                    assert!(
-                        status.success(),
-                        "hollow-nodes did not exit cleanly: {status}: {}",
-                        self.log()
-                    );
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            panic!("hollow-nodes did not stop within 10s of SIGTERM");
+        if let Some(c) = self.child.take() {
+            terminate(c, "hollow-nodes", || self.log());
         }
     }
 
@@ -397,10 +389,7 @@ impl HollowNodes {
 
 impl Drop for HollowNodes {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(self.child.take());
     }
 }
 
@@ -439,10 +428,7 @@ impl Scheduler {
 
     /// SIGKILL: the lease is left as it was, not released.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(self.child.take());
     }
 }
 
