@@ -118,6 +118,17 @@ impl Client {
         self.call(Method::GET, path, None, None).await
     }
 
+    /// A GET that must answer 200 OK; `what` names it in the error.
+    pub async fn get_ok(&mut self, path: &str, what: &str) -> Result<Bytes> {
+        let (status, body) = self.get(path).await?;
+        anyhow::ensure!(
+            status == StatusCode::OK,
+            "{what}: {}",
+            crate::create::describe(status, &body)
+        );
+        Ok(body)
+    }
+
     pub async fn post(&mut self, path: &str, body: Bytes) -> Result<(StatusCode, Bytes)> {
         self.call(Method::POST, path, None, Some(body)).await
     }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use hyper::StatusCode;
 
 use crate::create::describe;
@@ -66,12 +66,12 @@ pub async fn run(server: &mut Server, clients: usize, secs: Duration) -> Result<
     let restart = server.start_again().await?;
 
     let mut c = server.client().await?;
-    let (status, body) = c.get("/api/v1/namespaces/default/configmaps").await?;
-    ensure!(
-        status == StatusCode::OK,
-        "LIST configmaps after restart: {}",
-        describe(status, &body)
-    );
+    let body = c
+        .get_ok(
+            "/api/v1/namespaces/default/configmaps",
+            "LIST configmaps after restart",
+        )
+        .await?;
     let list: serde_json::Value = serde_json::from_slice(&body)?;
     let present: HashSet<&str> = list["items"]
         .as_array()

@@ -119,12 +119,7 @@ pub async fn lists(server: &Server, expect: usize, runs: usize) -> Result<Lists>
     let mut c = server.client().await?;
 
     // Untimed first read: checks the count and keeps the items for the floor.
-    let (status, body) = c.get("/api/v1/pods").await?;
-    ensure!(
-        status == StatusCode::OK,
-        "LIST pods: {}",
-        describe(status, &body)
-    );
+    let body = c.get_ok("/api/v1/pods", "LIST pods").await?;
     let list: serde_json::Value = serde_json::from_slice(&body)?;
     let items: Vec<Vec<u8>> = list["items"]
         .as_array()

@@ -217,14 +217,12 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
     ensure!(expected > 0, "no pod was created: {errors:?}");
 
     // The watch starts from a resourceVersion before the scheduler exists.
-    let (status, body) = c
-        .get(&format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=1"))
+    let body = c
+        .get_ok(
+            &format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=1"),
+            "LIST pods",
+        )
         .await?;
-    ensure!(
-        status == StatusCode::OK,
-        "LIST pods: {}",
-        describe(status, &body)
-    );
     let list: serde_json::Value = serde_json::from_slice(&body)?;
     let rv = list["metadata"]["resourceVersion"]
         .as_str()
@@ -633,14 +631,9 @@ async fn watch(
 
 /// Records every listed pod as seen now; returns the list's resourceVersion.
 async fn relist(client: &mut Client, seen: &Seen) -> Result<String> {
-    let (status, body) = client
-        .get(&format!("/api/v1/namespaces/{NAMESPACE}/pods"))
+    let body = client
+        .get_ok(&format!("/api/v1/namespaces/{NAMESPACE}/pods"), "LIST pods")
         .await?;
-    ensure!(
-        status == StatusCode::OK,
-        "LIST pods: {}",
-        describe(status, &body)
-    );
     let list: PodList = serde_json::from_slice(&body)?;
     let now = Instant::now();
     for pod in &list.items {
@@ -652,12 +645,7 @@ async fn relist(client: &mut Client, seen: &Seen) -> Result<String> {
 /// Where the pods ended up, from a LIST of them and of the nodes.
 async fn placement(server: &Server) -> Result<Placement> {
     let mut c = server.client().await?;
-    let (status, body) = c.get("/api/v1/nodes").await?;
-    ensure!(
-        status == StatusCode::OK,
-        "LIST nodes: {}",
-        describe(status, &body)
-    );
+    let body = c.get_ok("/api/v1/nodes", "LIST nodes").await?;
     #[derive(Deserialize)]
     struct NodeList {
         items: Vec<PodView>,
@@ -677,14 +665,9 @@ async fn placement(server: &Server) -> Result<Placement> {
         })
         .collect();
 
-    let (status, body) = c
-        .get(&format!("/api/v1/namespaces/{NAMESPACE}/pods"))
+    let body = c
+        .get_ok(&format!("/api/v1/namespaces/{NAMESPACE}/pods"), "LIST pods")
         .await?;
-    ensure!(
-        status == StatusCode::OK,
-        "LIST pods: {}",
-        describe(status, &body)
-    );
     let pods: PodList = serde_json::from_slice(&body)?;
     let mut p = Placement {
         listed: pods.items.len(),
