@@ -69,14 +69,6 @@ fn images(node: &Node) -> Vec<String> {
 }
 
 impl Cache {
-    pub fn node_count(&self) -> usize {
-        self.nodes.values().filter(|n| n.exists).count()
-    }
-
-    pub fn pod_count(&self) -> usize {
-        self.pods.len()
-    }
-
     pub fn is_assumed(&self, uid: &str) -> bool {
         self.pods.get(uid).is_some_and(|p| p.assumed)
     }

@@ -94,18 +94,6 @@ fn backoff_for(attempts: u32) -> Duration {
 }
 
 impl SchedulingQueue {
-    pub fn len(&self) -> usize {
-        self.pods.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pods.is_empty()
-    }
-
-    pub fn contains(&self, uid: &str) -> bool {
-        self.pods.contains_key(uid)
-    }
-
     fn push_active(&mut self, uid: &str) {
         self.seq += 1;
         let seq = self.seq;
@@ -296,14 +284,6 @@ impl SchedulingQueue {
         for uid in stale {
             self.push_backoff_or_active(&uid, now);
         }
-    }
-
-    /// Pods waiting in the queue (not in flight), for nominated-pod lookups.
-    pub fn waiting(&self) -> impl Iterator<Item = &Arc<PodInfo>> {
-        self.pods
-            .values()
-            .filter(|e| !matches!(e.place, Place::InFlight { .. }))
-            .map(|e| &e.info)
     }
 }
 
