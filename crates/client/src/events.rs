@@ -16,6 +16,12 @@ use tokio::sync::Semaphore;
 /// At most this many event writes in flight; the rest wait their turn.
 const MAX_IN_FLIGHT: usize = 16;
 
+/// client-go's spam filter: per object, a burst of 25 events, then one per
+/// five minutes; the rest are dropped (a controller creating 10,000 pods
+/// records 25 SuccessfulCreate events, not 10,000).
+const SPAM_BURST: f64 = 25.0;
+const SPAM_REFILL_PER_SEC: f64 = 1.0 / 300.0;
+
 #[derive(Clone)]
 pub struct Recorder {
     client: kube::Client,
@@ -24,6 +30,29 @@ pub struct Recorder {
     permits: Arc<Semaphore>,
     /// Object uid → its last event.
     last: Arc<Mutex<HashMap<String, LastEvent>>>,
+    /// Object uid → its spam-filter bucket.
+    spam: Arc<Mutex<HashMap<String, Bucket>>>,
+}
+
+/// A token bucket: `tokens` left as of `at`.
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl Bucket {
+    /// Takes a token if one is left after refilling.
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * SPAM_REFILL_PER_SEC;
+        self.tokens = (self.tokens + refill).min(SPAM_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// The last event recorded on an object: a repeat bumps its count.
@@ -48,6 +77,7 @@ impl Recorder {
             instance: instance.to_string(),
             permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             last: Default::default(),
+            spam: Default::default(),
         }
     }
 
@@ -58,6 +88,24 @@ impl Recorder {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(uid);
+        self.spam
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+
+    /// Whether the spam filter lets one more event on this object through.
+    fn allowed(&self, uid: &str) -> bool {
+        let now = std::time::Instant::now();
+        self.spam
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(uid.to_string())
+            .or_insert(Bucket {
+                tokens: SPAM_BURST,
+                at: now,
+            })
+            .take(now)
     }
 
     /// Records an event on `object` in the background.
@@ -71,6 +119,9 @@ impl Recorder {
     ) {
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".into());
         let uid = object.uid.clone().unwrap_or_default();
+        if !uid.is_empty() && !self.allowed(&uid) {
+            return;
+        }
         let now = jiff::Timestamp::now();
         // A repeat of the object's last event becomes a count bump.
         let (name, repeat) = {
@@ -152,5 +203,25 @@ pub fn reference<K: kube::Resource<DynamicType = ()>>(obj: &K) -> ObjectReferenc
         uid: meta.uid.clone(),
         resource_version: meta.resource_version.clone(),
         field_path: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn spam_filter_allows_a_burst_then_one_per_five_minutes() {
+        let t0 = Instant::now();
+        let mut b = Bucket {
+            tokens: SPAM_BURST,
+            at: t0,
+        };
+        let allowed = (0..100).filter(|_| b.take(t0)).count();
+        assert_eq!(allowed, 25);
+        assert!(!b.take(t0 + Duration::from_secs(299)));
+        assert!(b.take(t0 + Duration::from_secs(301)));
+        assert!(!b.take(t0 + Duration::from_secs(302)));
     }
 }
