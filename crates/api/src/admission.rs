@@ -2,7 +2,9 @@
 //! same names: NamespaceLifecycle (objects only in namespaces that exist and
 //! are not terminating) and Priority (pods get their `spec.priority` from
 //! their PriorityClass; only one class may be the global default; the
-//! built-in classes cannot be deleted).
+//! built-in classes cannot be deleted) and DefaultTolerationSeconds (new
+//! pods tolerate the not-ready and unreachable NoExecute taints for 300 s
+//! unless they say otherwise).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -88,7 +90,12 @@ pub async fn run_namespace_cache(rest: Arc<Rest>, shutdown: CancellationToken) {
 
 /// NamespaceLifecycle: objects can only be created in a namespace that
 /// exists and is not being deleted.
-pub async fn check_namespace_accepts(rest: &Rest, ns: &str) -> Result<(), ApiError> {
+pub async fn check_namespace_accepts(
+    rest: &Rest,
+    ns: &str,
+    rt: &ResourceType,
+    obj: &Value,
+) -> Result<(), ApiError> {
     let is_terminating = match rest.namespaces.get(ns) {
         Some(t) => t,
         None => match rest.get(&namespaces(rest)?, ns).await {
@@ -106,9 +113,14 @@ pub async fn check_namespace_accepts(rest: &Rest, ns: &str) -> Result<(), ApiErr
         },
     };
     if is_terminating {
-        return Err(ApiError::Forbidden(format!(
-            "unable to create new content in namespace {ns} because it is being terminated"
-        )));
+        return Err(ApiError::NamespaceTerminating {
+            gr: GroupResource {
+                group: rt.group.clone(),
+                resource: rt.resource.clone(),
+            },
+            name: admission_name(obj).to_string(),
+            namespace: ns.to_string(),
+        });
     }
     Ok(())
 }
@@ -308,8 +320,48 @@ fn admission_name(obj: &Value) -> &str {
 pub async fn admit_create(rest: &Rest, rt: &ResourceType, obj: &mut Value) -> Result<(), ApiError> {
     if is_kind(rt, "", "Pod") {
         admit_pod_priority(rest, rt, obj).await?;
+        admit_default_toleration_seconds(obj);
     }
     Ok(())
+}
+
+/// `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds`.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// DefaultTolerationSeconds: a pod that does not tolerate the
+/// `node.kubernetes.io/not-ready` or `unreachable` NoExecute taints gets a
+/// toleration of each for [`DEFAULT_TOLERATION_SECONDS`], so that a node
+/// going away evicts its pods after five minutes, not at once.
+fn admit_default_toleration_seconds(pod: &mut Value) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    if tolerations.is_null() {
+        *tolerations = json!([]);
+    }
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let tolerated = list.iter().any(|t| {
+            let field = |f: &str| t.get(f).and_then(Value::as_str).unwrap_or_default();
+            (field("key") == key || field("key").is_empty())
+                && (field("effect") == "NoExecute" || field("effect").is_empty())
+        });
+        if !tolerated {
+            list.push(json!({
+                "key": key,
+                "operator": "Exists",
+                "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+            }));
+        }
+    }
 }
 
 /// Priority admission of a new pod: `priorityClassName` → `spec.priority`
@@ -504,6 +556,38 @@ mod tests {
         let e = check_delete(&pcs, "system-node-critical").unwrap_err();
         assert_eq!(e.status()["message"], "priorityclasses.scheduling.k8s.io \"system-node-critical\" is forbidden: this is a system priority class and cannot be deleted");
         assert!(check_delete(&pcs, "high").is_ok());
+    }
+
+    #[test]
+    fn pods_get_default_toleration_seconds() {
+        let mut p = pod("p", json!({}));
+        admit_default_toleration_seconds(&mut p);
+        assert_eq!(
+            p["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300},
+            ])
+        );
+        // A pod's own toleration of one taint is kept; the other is added.
+        let own = json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5});
+        let mut p = pod("p", json!({"tolerations": [own.clone()]}));
+        admit_default_toleration_seconds(&mut p);
+        let list = p["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0], own);
+        assert_eq!(list[1]["key"], "node.kubernetes.io/not-ready");
+        // Tolerating everything (empty key, any effect) needs nothing added.
+        let mut p = pod("p", json!({"tolerations": [{"operator": "Exists"}]}));
+        admit_default_toleration_seconds(&mut p);
+        assert_eq!(p["spec"]["tolerations"].as_array().unwrap().len(), 1);
+        // A NoSchedule toleration of the key does not count.
+        let mut p = pod(
+            "p",
+            json!({"tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}]}),
+        );
+        admit_default_toleration_seconds(&mut p);
+        assert_eq!(p["spec"]["tolerations"].as_array().unwrap().len(), 3);
     }
 
     fn pod(name: &str, spec_extra: Value) -> Value {

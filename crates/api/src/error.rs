@@ -65,6 +65,15 @@ pub enum ApiError {
         name: String,
         message: String,
     },
+    /// NamespaceLifecycle's refusal of new content in a terminating
+    /// namespace: a [`ApiError::ForbiddenObject`] with the
+    /// `NamespaceTerminating` cause clients look for.
+    #[error("{}", forbidden_message(.gr, .name, &format!("unable to create new content in namespace {namespace} because it is being terminated")))]
+    NamespaceTerminating {
+        gr: GroupResource,
+        name: String,
+        namespace: String,
+    },
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     #[error("Request entity too large: limit is {0}")]
@@ -140,7 +149,9 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::ForbiddenObject { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_)
+            | ApiError::ForbiddenObject { .. }
+            | ApiError::NamespaceTerminating { .. } => StatusCode::FORBIDDEN,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -161,7 +172,9 @@ impl ApiError {
             ApiError::Invalid { .. } => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::Unauthorized => "Unauthorized",
-            ApiError::Forbidden(_) | ApiError::ForbiddenObject { .. } => "Forbidden",
+            ApiError::Forbidden(_)
+            | ApiError::ForbiddenObject { .. }
+            | ApiError::NamespaceTerminating { .. } => "Forbidden",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
             ApiError::TooLarge(_) => "RequestEntityTooLarge",
             ApiError::UnsupportedMediaType(_) => "UnsupportedMediaType",
@@ -181,6 +194,21 @@ impl ApiError {
             | ApiError::Conflict { gr, name, .. }
             | ApiError::ForbiddenObject { gr, name, .. } => {
                 let mut d = json!({"name": name, "kind": gr.resource});
+                if !gr.group.is_empty() {
+                    d["group"] = json!(gr.group);
+                }
+                Some(d)
+            }
+            ApiError::NamespaceTerminating {
+                gr,
+                name,
+                namespace,
+            } => {
+                let mut d = json!({"name": name, "kind": gr.resource, "causes": [{
+                    "reason": "NamespaceTerminating",
+                    "message": format!("namespace {namespace} is being terminated"),
+                    "field": "metadata.namespace",
+                }]});
                 if !gr.group.is_empty() {
                     d["group"] = json!(gr.group);
                 }
@@ -336,6 +364,29 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("ConfigMap \"Bad\" is invalid: data: Required value"));
+    }
+
+    #[test]
+    fn namespace_terminating_carries_its_cause() {
+        let e = ApiError::NamespaceTerminating {
+            gr: GroupResource {
+                group: String::new(),
+                resource: "configmaps".into(),
+            },
+            name: "late".into(),
+            namespace: "doomed".into(),
+        };
+        let s = e.status();
+        assert_eq!(
+            s["message"],
+            "configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
+        );
+        assert_eq!(s["code"], 403);
+        assert_eq!(s["reason"], "Forbidden");
+        assert_eq!(
+            s["details"]["causes"],
+            json!([{"reason": "NamespaceTerminating", "message": "namespace doomed is being terminated", "field": "metadata.namespace"}])
+        );
     }
 
     #[test]

@@ -318,7 +318,7 @@ impl Rest {
                 .clone()
                 .ok_or_else(|| ApiError::BadRequest("a namespace is required".into()))?;
             meta_mut(&mut obj).insert("namespace".into(), json!(ns));
-            admission::check_namespace_accepts(self, &ns).await?;
+            admission::check_namespace_accepts(self, &ns, rt, &obj).await?;
         } else {
             meta_mut(&mut obj).remove("namespace");
         }
