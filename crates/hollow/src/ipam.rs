@@ -61,7 +61,8 @@ fn mask(prefix: u8) -> u32 {
     }
 }
 
-/// Node `i`'s pod range: consecutive /24s from 10.244.0.0 (node 256 gets
+/// Node `i`'s own pod range, taken only when no node IPAM controller
+/// assigns one: consecutive /24s from 10.244.0.0 (node 256 gets
 /// 10.245.0.0/24, and so on; past 10.255.255.0 it simply carries on).
 pub fn node_pod_cidr(index: usize) -> Cidr {
     let base = u32::from(Ipv4Addr::new(10, 244, 0, 0)).wrapping_add((index as u32) << 8);

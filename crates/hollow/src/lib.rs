@@ -12,7 +12,11 @@
 //! - [`pods`]: one watch on bound pods; Running status for pods bound to a
 //!   hollow node, deletion finished for pods being deleted; [`pod_status`]
 //!   decides what to write from the observed pod alone;
-//! - [`ipam`]: the fake node and pod addresses.
+//! - [`ipam`]: the fake node and pod addresses. Pod addresses come from
+//!   the node's `spec.podCIDR`, which the node IPAM controller sets; nodes
+//!   wait for it before running pods, and take `10.244.<i>.0/24` themselves
+//!   only when no controller manager assigns one (a server started with
+//!   `--disable-controller-manager`).
 
 pub mod heartbeat;
 pub mod ipam;
@@ -130,7 +134,7 @@ pub async fn run_with_ready(
         jiff::Timestamp::now().as_nanosecond()
     );
 
-    let mut nodes: Vec<node::HollowNode> = futures::stream::iter(0..cfg.count)
+    let joined: Vec<node::Registered> = futures::stream::iter(0..cfg.count)
         .map(|i| {
             let (client, cfg, boot_id, shutdown) = (&client, &cfg, &boot_id, &shutdown);
             async move { node::register(client, cfg, i, boot_id, shutdown).await }
@@ -142,7 +146,12 @@ pub async fn run_with_ready(
     if shutdown.is_cancelled() {
         return Ok(());
     }
-    nodes.sort_by_key(|n| n.index);
+    let nodes = node::await_pod_cidrs(&client, joined, cfg.max_in_flight, &shutdown)
+        .await
+        .context("waiting for pod CIDRs")?;
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
     let nodes: Arc<[node::HollowNode]> = nodes.into();
     tracing::info!(count = nodes.len(), "hollow nodes registered");
     registered.send_replace(true);

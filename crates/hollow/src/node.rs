@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
     Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
@@ -69,7 +71,6 @@ pub(crate) fn node_labels(cfg: &HollowConfig, index: usize) -> BTreeMap<String, 
 /// The Node as first registered: metadata and spec (status is written
 /// through its subresource).
 pub(crate) fn node_object(cfg: &HollowConfig, index: usize) -> Node {
-    let cidr = node_pod_cidr(index).to_string();
     Node {
         metadata: ObjectMeta {
             name: Some(node_name(cfg, index)),
@@ -81,8 +82,6 @@ pub(crate) fn node_object(cfg: &HollowConfig, index: usize) -> Node {
             ..Default::default()
         },
         spec: Some(NodeSpec {
-            pod_cidr: Some(cidr.clone()),
-            pod_cidrs: Some(vec![cidr]),
             taints: (!cfg.taints.is_empty()).then(|| cfg.taints.clone()),
             ..Default::default()
         }),
@@ -264,16 +263,48 @@ fn uuid_like(v: &impl Hash) -> String {
     )
 }
 
+/// A node registered but perhaps still without a pod range.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    pub index: usize,
+    pub name: String,
+    pub uid: String,
+    pub pod_cidr: Option<Cidr>,
+    pub internal_ip: Ipv4Addr,
+}
+
+impl Registered {
+    fn into_hollow(self, pod_cidr: Cidr) -> HollowNode {
+        HollowNode {
+            index: self.index,
+            name: self.name,
+            uid: self.uid,
+            pod_cidr,
+            internal_ip: self.internal_ip,
+            gone: AtomicBool::new(false),
+        }
+    }
+}
+
+fn spec_pod_cidr(node: &Node) -> Option<Cidr> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_deref())
+        .and_then(Cidr::parse)
+}
+
 /// Registers node `index`: creates it, or takes over the one of that name
 /// (labels and the hollow annotation brought up to date; its pod range
-/// kept); writes its status and its Lease.
+/// kept); writes its status and its Lease. Like a kubelet, it does not
+/// choose its pod range: that is the node IPAM controller's (see
+/// [`await_pod_cidrs`]).
 pub(crate) async fn register(
     client: &kube::Client,
     cfg: &HollowConfig,
     index: usize,
     boot_id: &str,
     shutdown: &CancellationToken,
-) -> anyhow::Result<HollowNode> {
+) -> anyhow::Result<Registered> {
     let nodes: Api<Node> = Api::all(client.clone());
     let desired = node_object(cfg, index);
     let name = node_name(cfg, index);
@@ -292,26 +323,12 @@ pub(crate) async fn register(
     {
         Ok(n) => n,
         Err(e) if is_conflict(&e) => {
-            let existing = until_settled(shutdown, "reading a node", || nodes.get(&name))
-                .await
-                .with_context(|| format!("reading node {name}"))?;
-            let has_cidr = existing
-                .spec
-                .as_ref()
-                .and_then(|s| s.pod_cidr.as_deref())
-                .is_some_and(|c| !c.is_empty());
-            let mut patch = json!({
+            let patch = json!({
                 "metadata": {
                     "labels": desired.metadata.labels,
                     "annotations": desired.metadata.annotations,
                 }
             });
-            if !has_cidr {
-                patch["spec"] = json!({
-                    "podCIDR": desired.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
-                    "podCIDRs": desired.spec.as_ref().and_then(|s| s.pod_cidrs.clone()),
-                });
-            }
             until_settled(shutdown, "adopting a node", || async {
                 nodes
                     .patch(&name, &patch_params, &Patch::Merge(&patch))
@@ -323,12 +340,7 @@ pub(crate) async fn register(
         Err(e) => return Err(e).with_context(|| format!("registering node {name}")),
     };
     let uid = node.metadata.uid.clone().unwrap_or_default();
-    let pod_cidr = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.pod_cidr.as_deref())
-        .and_then(Cidr::parse)
-        .unwrap_or_else(|| node_pod_cidr(index));
+    let pod_cidr = spec_pod_cidr(&node);
     let internal_ip = node_internal_ip(index);
 
     let prev = node
@@ -338,26 +350,177 @@ pub(crate) async fn register(
         .unwrap_or_default();
     let status = node_status(cfg, &name, internal_ip, &prev, boot_id, now());
     let patch = json!({ "status": status });
-    until_settled(shutdown, "writing node status", || async {
-        nodes
-            .patch_status(&name, &patch_params, &Patch::Merge(&patch))
-            .await
-    })
-    .await
-    .with_context(|| format!("writing the status of node {name}"))?;
+    // The node IPAM controller may be writing the spec at the same moment;
+    // the server reports that as a conflict even for a patch.
+    let mut attempts = 0;
+    loop {
+        let written = until_settled(shutdown, "writing node status", || async {
+            nodes
+                .patch_status(&name, &patch_params, &Patch::Merge(&patch))
+                .await
+        })
+        .await;
+        match written {
+            Err(e) if is_conflict(&e) && attempts < 10 => attempts += 1,
+            r => {
+                r.with_context(|| format!("writing the status of node {name}"))?;
+                break;
+            }
+        }
+    }
 
     ensure_lease(client, cfg, &name, &uid, shutdown)
         .await
         .with_context(|| format!("writing the lease of node {name}"))?;
 
-    Ok(HollowNode {
+    Ok(Registered {
         index,
         name,
         uid,
         pod_cidr,
         internal_ip,
-        gone: AtomicBool::new(false),
     })
+}
+
+/// How long nodes wait for the node IPAM controller when a controller
+/// manager holds its lease; without one they wait only [`CIDR_WAIT_ALONE`]
+/// (one may be starting) and then take ranges of their own.
+const CIDR_WAIT_WITH_CONTROLLER: Duration = Duration::from_secs(30);
+const CIDR_WAIT_ALONE: Duration = Duration::from_secs(2);
+const CIDR_POLL: Duration = Duration::from_millis(250);
+
+/// Whether a controller manager is leading now: its Lease in kube-system
+/// was renewed within its duration.
+async fn controller_manager_leading(client: &kube::Client) -> bool {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-system");
+    let Ok(Some(lease)) = leases.get_opt("kube-controller-manager").await else {
+        return false;
+    };
+    let Some(spec) = lease.spec else { return false };
+    let (Some(renewed), Some(secs)) = (spec.renew_time, spec.lease_duration_seconds) else {
+        return false;
+    };
+    let expires = renewed.0 + jiff::SignedDuration::from_secs(i64::from(secs));
+    spec.holder_identity.is_some_and(|h| !h.is_empty()) && expires > jiff::Timestamp::now()
+}
+
+/// Waits until the node IPAM controller has given every node a pod range,
+/// as a kubelet waits before it starts pods (pods bound meanwhile wait
+/// too: the pod worker starts after this). With no controller manager
+/// leading (`skiff server --disable-controller-manager`), or none that
+/// answers in time, each node takes `10.244.<index>.0/24` itself, unless
+/// a range was set meanwhile.
+pub(crate) async fn await_pod_cidrs(
+    client: &kube::Client,
+    registered: Vec<Registered>,
+    max_in_flight: usize,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<HollowNode>> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut waiting: Vec<Registered> = Vec::new();
+    let mut out = Vec::with_capacity(registered.len());
+    for r in registered {
+        match r.pod_cidr {
+            Some(c) => out.push(r.into_hollow(c)),
+            None => waiting.push(r),
+        }
+    }
+    let started = tokio::time::Instant::now();
+    let mut leading = false;
+    while !waiting.is_empty() && !shutdown.is_cancelled() {
+        // Checked until seen: a controller manager may be just starting.
+        leading = leading || controller_manager_leading(client).await;
+        let limit = if leading {
+            CIDR_WAIT_WITH_CONTROLLER
+        } else {
+            CIDR_WAIT_ALONE
+        };
+        if started.elapsed() >= limit {
+            break;
+        }
+        // A list of many nodes is not free: poll those less often.
+        let poll = CIDR_POLL.max(Duration::from_millis(waiting.len() as u64 / 10));
+        tokio::time::sleep(poll).await;
+        let params =
+            kube::api::ListParams::default().labels("node.kubernetes.io/instance-type=hollow");
+        let listed = match nodes.list(&params).await {
+            Ok(l) => l.items,
+            Err(e) => {
+                tracing::debug!(error = %e, "listing nodes failed");
+                continue;
+            }
+        };
+        let cidrs: std::collections::HashMap<String, Cidr> = listed
+            .iter()
+            .filter_map(|n| Some((n.metadata.name.clone()?, spec_pod_cidr(n)?)))
+            .collect();
+        let mut still = Vec::new();
+        for r in waiting {
+            match cidrs.get(&r.name) {
+                Some(c) => out.push(r.into_hollow(*c)),
+                None => still.push(r),
+            }
+        }
+        waiting = still;
+    }
+    if !waiting.is_empty() {
+        tracing::info!(
+            count = waiting.len(),
+            "no pod CIDR assigned by a node IPAM controller; nodes take their own"
+        );
+    }
+    let assigned: Vec<HollowNode> = futures::stream::iter(waiting)
+        .map(|r| {
+            let nodes = &nodes;
+            async move {
+                let cidr = self_assign_pod_cidr(nodes, &r, shutdown).await?;
+                anyhow::Ok(r.into_hollow(cidr))
+            }
+        })
+        .buffer_unordered(max_in_flight.max(1))
+        .try_collect()
+        .await?;
+    out.extend(assigned);
+    out.sort_by_key(|n| n.index);
+    Ok(out)
+}
+
+/// Sets the node's own range `10.244.<index>.0/24`, unless one was set
+/// meanwhile (then that one is used).
+async fn self_assign_pod_cidr(
+    nodes: &Api<Node>,
+    r: &Registered,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Cidr> {
+    let own = node_pod_cidr(r.index);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    loop {
+        let node = until_settled(shutdown, "reading a node", || nodes.get(&r.name))
+            .await
+            .with_context(|| format!("reading node {}", r.name))?;
+        if let Some(c) = spec_pod_cidr(&node) {
+            return Ok(c);
+        }
+        let patch = json!({
+            "metadata": { "resourceVersion": node.metadata.resource_version },
+            "spec": { "podCIDR": own.to_string(), "podCIDRs": [own.to_string()] },
+        });
+        match until_settled(shutdown, "setting a pod CIDR", || async {
+            nodes.patch(&r.name, &params, &Patch::Merge(&patch)).await
+        })
+        .await
+        {
+            Ok(_) => return Ok(own),
+            // Someone (the controller) wrote meanwhile: look again.
+            Err(e) if is_conflict(&e) && !shutdown.is_cancelled() => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("setting the pod CIDR of node {}", r.name))
+            }
+        }
+    }
 }
 
 /// Creates the node's Lease, or takes over the existing one.
@@ -448,8 +611,8 @@ mod tests {
             Some("true")
         );
         let spec = node.spec.unwrap();
-        assert_eq!(spec.pod_cidr.as_deref(), Some("10.244.4.0/24"));
-        assert_eq!(spec.pod_cidrs, Some(vec!["10.244.4.0/24".to_string()]));
+        assert_eq!(spec.pod_cidr, None, "the node IPAM controller's to set");
+        assert_eq!(spec.pod_cidrs, None);
         let taints = spec.taints.unwrap();
         assert_eq!(
             (taints[0].key.as_str(), taints[0].effect.as_str()),
