@@ -17,14 +17,13 @@
 //! ([`expected_and_desired`], [`build_disrupted_pod_map`],
 //! [`count_healthy_pods`], [`calculate_status`]) tested with tables below.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{ObjectReference, Pod, PodStatus, ReplicationController};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, ReplicationController};
 use k8s_openapi::api::policy::v1::{
     PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus,
 };
@@ -33,12 +32,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, Controller, WatchStreamExt};
 use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
+
+use crate::informer::{key_of, Change, Informer};
+use crate::workqueue::WorkQueue;
 
 /// How long a pod approved for eviction (in `status.disruptedPods`) is
 /// assumed to be on its way out before it counts as healthy again
@@ -79,8 +78,6 @@ pub enum Error {
         #[source]
         source: Box<kube::Error>,
     },
-    #[error("the watch caches stopped")]
-    CacheClosed,
 }
 
 impl Error {
@@ -398,293 +395,153 @@ pub fn stale_disruption_deadline(pod: &Pod) -> Option<Timestamp> {
 
 // ---- the controller ----
 
-/// Per-budget retry delays after failures (upstream's rate-limited queue:
-/// exponential from 5 ms, capped).
-#[derive(Default)]
-struct Backoff {
-    failures: Mutex<HashMap<ObjectRef<PodDisruptionBudget>, u32>>,
-}
-
-impl Backoff {
-    fn next(&self, key: ObjectRef<PodDisruptionBudget>) -> Duration {
-        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = m.entry(key).or_insert(0);
-        *n = n.saturating_add(1);
-        Duration::from_millis(5u64.saturating_mul(1 << (*n - 1).min(20)))
-            .min(Duration::from_secs(300))
-    }
-
-    fn forget(&self, key: &ObjectRef<PodDisruptionBudget>) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-}
-
 struct Context {
     client: kube::Client,
-    pdbs: Store<PodDisruptionBudget>,
-    pods: Store<Pod>,
-    replica_sets: Store<ReplicaSet>,
-    deployments: Store<Deployment>,
-    stateful_sets: Store<StatefulSet>,
-    replication_controllers: Store<ReplicationController>,
+    pdbs: Informer<PodDisruptionBudget>,
+    pods: Informer<Pod>,
+    replica_sets: Informer<ReplicaSet>,
+    deployments: Informer<Deployment>,
+    stateful_sets: Informer<StatefulSet>,
+    replication_controllers: Informer<ReplicationController>,
     recorder: Recorder,
-    backoff: Backoff,
 }
 
-/// Keeps only what the controller reads of a pod: the cache holds every
-/// pod in the cluster.
-fn trim_pod(pod: &mut Pod) {
-    pod.spec = None;
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
-    if let Some(status) = pod.status.as_mut() {
-        *status = PodStatus {
-            phase: status.phase.take(),
-            conditions: status.conditions.take(),
-            ..Default::default()
-        };
-    }
-}
-
-/// Which budgets each pod was last seen to be selected by, so a pod that
-/// stops matching (new labels, deletion) still wakes its old budget.
-#[derive(Default)]
-struct PodBudgets(Mutex<HashMap<ObjectRef<Pod>, Vec<ObjectRef<PodDisruptionBudget>>>>);
-
-impl PodBudgets {
-    /// The budgets to sync after a change to `pod`: those selecting it now
-    /// and those that selected it before. The pod cache has already taken
-    /// the change, so a pod missing from it was deleted.
-    fn keys_for(
-        &self,
-        pdbs: &Store<PodDisruptionBudget>,
-        pods: &Store<Pod>,
-        pod: &Pod,
-    ) -> Vec<ObjectRef<PodDisruptionBudget>> {
-        let key = ObjectRef::from_obj(pod);
-        let selecting = |pdb: &Arc<PodDisruptionBudget>| selects(pdb, pod);
-        let matching: Vec<ObjectRef<PodDisruptionBudget>> = pdbs
-            .state()
-            .iter()
-            .filter(|pdb| selecting(pdb))
-            .map(|pdb| ObjectRef::from_obj(pdb.as_ref()))
-            .collect();
-        let now = if pods.get(&key).is_some() {
-            matching.clone()
-        } else {
-            Vec::new()
-        };
-        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let before = if now.is_empty() {
-            m.remove(&key).unwrap_or_default()
-        } else {
-            m.insert(key, now.clone()).unwrap_or_default()
-        };
-        let mut all: HashSet<ObjectRef<PodDisruptionBudget>> = before.into_iter().collect();
-        all.extend(matching);
-        all.into_iter().collect()
-    }
-}
-
-fn budgets_in(
-    pdbs: &Store<PodDisruptionBudget>,
-    namespace: Option<String>,
-) -> Vec<ObjectRef<PodDisruptionBudget>> {
-    pdbs.state()
+/// The budgets in the pod's namespace that select it.
+fn budgets_selecting(pdbs: &Informer<PodDisruptionBudget>, pod: &Pod) -> Vec<String> {
+    pdbs.list_namespace(&pod.namespace().unwrap_or_default())
         .iter()
-        .filter(|pdb| pdb.namespace() == namespace)
-        .map(|pdb| ObjectRef::from_obj(pdb.as_ref()))
+        .filter(|pdb| selects(pdb, pod))
+        .map(|pdb| key_of(pdb.as_ref()))
         .collect()
 }
 
-/// Hash of what matters of a workload to the budgets: its scale.
-fn replicas_predicate(replicas: Option<i32>, uid: Option<&str>) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    replicas.hash(&mut h);
-    uid.hash(&mut h);
-    Some(h.finish())
+/// Queues every budget in `namespace` when a workload's scale changed
+/// (or it came or went): budgets with `maxUnavailable` or percentages
+/// read it.
+fn on_workload_change<K: crate::informer::Kind>(
+    workloads: &Informer<K>,
+    pdbs: &Informer<PodDisruptionBudget>,
+    queue: &WorkQueue,
+    replicas: fn(&K) -> Option<i32>,
+) {
+    let (pdbs, queue) = (pdbs.clone(), queue.clone());
+    workloads.on_change(move |change| {
+        let scale_changed = match change {
+            Change::Applied {
+                old: Some(old),
+                new,
+            } => replicas(old) != replicas(new),
+            _ => true,
+        };
+        if scale_changed {
+            let ns = change.object().meta().namespace.clone().unwrap_or_default();
+            for pdb in pdbs.list_namespace(&ns) {
+                queue.add(key_of(pdb.as_ref()));
+            }
+        }
+    });
 }
 
 /// Runs the DisruptionController until `shutdown`.
-pub async fn run(client: kube::Client, shutdown: CancellationToken) -> Result<(), Error> {
-    let cfg = || watcher::Config::default().any_semantic();
-    let (pods, pod_writer) = reflector::store::<Pod>();
-    let pod_events = watcher(Api::<Pod>::all(client.clone()), cfg())
-        .default_backoff()
-        .modify(trim_pod)
-        .reflect(pod_writer)
-        .touched_objects();
-
-    macro_rules! workload {
-        ($ty:ty) => {{
-            let (store, writer) = reflector::store::<$ty>();
-            let events = watcher(Api::<$ty>::all(client.clone()), cfg())
-                .default_backoff()
-                .modify(|o: &mut $ty| {
-                    o.metadata.managed_fields = None;
-                    o.metadata.annotations = None;
-                    if let Some(spec) = o.spec.as_mut() {
-                        spec.template = Default::default();
-                    }
-                    o.status = None;
-                })
-                .reflect(writer)
-                .touched_objects()
-                .predicate_filter(
-                    |o: &$ty| {
-                        replicas_predicate(
-                            o.spec.as_ref().and_then(|s| s.replicas),
-                            o.metadata.uid.as_deref(),
-                        )
-                    },
-                    Default::default(),
-                );
-            (store, events)
-        }};
-    }
-    let (replica_sets, rs_events) = workload!(ReplicaSet);
-    let (deployments, deploy_events) = workload!(Deployment);
-    let (stateful_sets, ss_events) = workload!(StatefulSet);
-    let (replication_controllers, rc_events) = {
-        let (store, writer) = reflector::store::<ReplicationController>();
-        let events = watcher(Api::<ReplicationController>::all(client.clone()), cfg())
-            .default_backoff()
-            .modify(|o: &mut ReplicationController| {
-                o.metadata.managed_fields = None;
-                o.metadata.annotations = None;
-                if let Some(spec) = o.spec.as_mut() {
-                    spec.template = None;
-                }
-                o.status = None;
-            })
-            .reflect(writer)
-            .touched_objects()
-            .predicate_filter(
-                |o: &ReplicationController| {
-                    replicas_predicate(
-                        o.spec.as_ref().and_then(|s| s.replicas),
-                        o.metadata.uid.as_deref(),
-                    )
-                },
-                Default::default(),
-            );
-        (store, events)
-    };
-
-    let controller = Controller::new(Api::<PodDisruptionBudget>::all(client.clone()), cfg());
-    let pdbs = controller.store();
+pub async fn run(ctx: crate::Context, shutdown: CancellationToken) -> Result<(), Error> {
+    let informers = &ctx.informers;
     let reporter = Reporter {
         controller: CONTROLLER_NAME.into(),
         instance: None,
     };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
-        pdbs: pdbs.clone(),
-        pods: pods.clone(),
-        replica_sets,
-        deployments,
-        stateful_sets,
-        replication_controllers,
-        recorder: Recorder::new(client.clone(), reporter),
-        backoff: Backoff::default(),
+    let c = Arc::new(Context {
+        client: ctx.client.clone(),
+        pdbs: informers.get(),
+        pods: informers.pods(),
+        replica_sets: informers.get(),
+        deployments: informers.get(),
+        stateful_sets: informers.get(),
+        replication_controllers: informers.get(),
+        recorder: Recorder::new(ctx.client.clone(), reporter),
+    });
+    let queue = WorkQueue::new("disruption");
+    {
+        let queue = queue.clone();
+        c.pdbs
+            .on_change(move |change| queue.add(key_of(change.object().as_ref())));
+    }
+    {
+        // A pod wakes the budgets that select it now and those that did.
+        let (queue, pdbs) = (queue.clone(), c.pdbs.clone());
+        c.pods.on_change(move |change| {
+            let mut keys = budgets_selecting(&pdbs, change.object());
+            if let Some(old) = change.old() {
+                keys.extend(budgets_selecting(&pdbs, old));
+            }
+            for key in keys {
+                queue.add(key);
+            }
+        });
+    }
+    on_workload_change(&c.replica_sets, &c.pdbs, &queue, |o| {
+        o.spec.as_ref().and_then(|s| s.replicas)
+    });
+    on_workload_change(&c.deployments, &c.pdbs, &queue, |o| {
+        o.spec.as_ref().and_then(|s| s.replicas)
+    });
+    on_workload_change(&c.stateful_sets, &c.pdbs, &queue, |o| {
+        o.spec.as_ref().and_then(|s| s.replicas)
+    });
+    on_workload_change(&c.replication_controllers, &c.pdbs, &queue, |o| {
+        o.spec.as_ref().and_then(|s| s.replicas)
     });
     let stale = tokio::spawn(clear_stale_disruption_conditions(
-        client.clone(),
-        pods.clone(),
+        c.client.clone(),
+        c.pods.clone(),
         shutdown.child_token(),
     ));
-    let seen = Arc::new(PodBudgets::default());
-    let ns_mapper =
-        |pdbs: Store<PodDisruptionBudget>| move |o: Option<String>| budgets_in(&pdbs, o);
-    let (rs_map, d_map, ss_map, rc_map) = (
-        ns_mapper(pdbs.clone()),
-        ns_mapper(pdbs.clone()),
-        ns_mapper(pdbs.clone()),
-        ns_mapper(pdbs.clone()),
-    );
-    let (pod_pdbs, pod_cache) = (pdbs.clone(), pods.clone());
-    let stop = shutdown.clone();
-    controller
-        .watches_stream(pod_events, move |pod: Pod| {
-            seen.keys_for(&pod_pdbs, &pod_cache, &pod)
-        })
-        .watches_stream(rs_events, move |o: ReplicaSet| rs_map(o.namespace()))
-        .watches_stream(deploy_events, move |o: Deployment| d_map(o.namespace()))
-        .watches_stream(ss_events, move |o: StatefulSet| ss_map(o.namespace()))
-        .watches_stream(rc_events, move |o: ReplicationController| {
-            rc_map(o.namespace())
-        })
-        .graceful_shutdown_on(async move { stop.cancelled().await })
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "disruption controller");
-            }
-            std::future::ready(())
+    wait_for_caches(&c).await;
+    queue
+        .run(2, shutdown, move |key| {
+            let c = c.clone();
+            async move { reconcile(&key, &c).await.map_err(|e| e.chain()) }
         })
         .await;
     stale.abort();
-    let _ = stale.await;
     Ok(())
 }
 
-fn error_policy(pdb: Arc<PodDisruptionBudget>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = ObjectRef::from_obj(pdb.as_ref());
-    let delay = ctx.backoff.next(key.clone());
-    tracing::debug!(pdb = %key, error = %error.chain(), ?delay, "syncing PodDisruptionBudget failed, requeuing");
-    Action::requeue(delay)
-}
-
-async fn wait_for_caches(ctx: &Context) -> Result<(), Error> {
-    let ready = futures::future::try_join(
-        futures::future::try_join3(
-            ctx.pods.wait_until_ready(),
-            ctx.pdbs.wait_until_ready(),
-            ctx.replica_sets.wait_until_ready(),
-        ),
-        futures::future::try_join3(
-            ctx.deployments.wait_until_ready(),
-            ctx.stateful_sets.wait_until_ready(),
-            ctx.replication_controllers.wait_until_ready(),
-        ),
+async fn wait_for_caches(ctx: &Context) {
+    futures::join!(
+        ctx.pods.wait_synced(),
+        ctx.pdbs.wait_synced(),
+        ctx.replica_sets.wait_synced(),
+        ctx.deployments.wait_synced(),
+        ctx.stateful_sets.wait_synced(),
+        ctx.replication_controllers.wait_synced(),
     );
-    ready.await.map(|_| ()).map_err(|_| Error::CacheClosed)
 }
 
 /// `sync`: recompute one budget's status from the caches; on a failure
 /// other than a write conflict, write the fail-safe status.
-async fn reconcile(pdb: Arc<PodDisruptionBudget>, ctx: Arc<Context>) -> Result<Action, Error> {
-    wait_for_caches(&ctx).await?;
-    let key = ObjectRef::from_obj(pdb.as_ref());
-    // The cache may be newer than the trigger.
-    let Some(pdb) = ctx.pdbs.get(&key) else {
-        ctx.backoff.forget(&key);
-        return Ok(Action::await_change());
+async fn reconcile(key: &str, ctx: &Context) -> Result<Option<Duration>, Error> {
+    let Some(pdb) = ctx.pdbs.get(key) else {
+        return Ok(None);
     };
-    let span = tracing::debug_span!("sync", pdb = %format!("{}/{}", pdb.namespace().unwrap_or_default(), pdb.name_any()));
+    let span = tracing::debug_span!("sync", pdb = %key);
     let _enter = span.enter();
-    let result = try_sync(&ctx, &pdb).await;
-    let result = match result {
-        Err(e) if !e.is_conflict() && !matches!(e, Error::CacheClosed) => {
+    match try_sync(ctx, &pdb).await {
+        Err(e) if !e.is_conflict() => {
             tracing::warn!(error = %e.chain(), "failed to sync PodDisruptionBudget");
             let status = fail_safe_status(&pdb, e.chain(), Timestamp::now());
-            write_status(&ctx, &pdb, status).await?;
+            write_status(ctx, &pdb, status).await?;
             Err(e)
         }
         other => other,
-    };
-    if result.is_ok() {
-        ctx.backoff.forget(&key);
     }
-    result
 }
-
-async fn try_sync(ctx: &Context, pdb: &PodDisruptionBudget) -> Result<Action, Error> {
-    let pods: Vec<Arc<Pod>> = ctx.pods.state_filter(|p| selects(pdb, p));
+async fn try_sync(ctx: &Context, pdb: &PodDisruptionBudget) -> Result<Option<Duration>, Error> {
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .list_namespace(&pdb.namespace().unwrap_or_default())
+        .into_iter()
+        .filter(|p| selects(pdb, p))
+        .collect();
     if pods.is_empty() {
         publish(
             ctx,
@@ -750,13 +607,10 @@ async fn try_sync(ctx: &Context, pdb: &PodDisruptionBudget) -> Result<Action, Er
         now,
     );
     write_status(ctx, pdb, status).await?;
-    Ok(match recheck {
-        // Once the earliest approved eviction expires, the pod counts again.
-        Some(at) => Action::requeue(
-            Duration::try_from(at.duration_since(now)).unwrap_or_default() + Duration::from_secs(1),
-        ),
-        None => Action::await_change(),
-    })
+    // Once the earliest approved eviction expires, the pod counts again.
+    Ok(recheck.map(|at| {
+        Duration::try_from(at.duration_since(now)).unwrap_or_default() + Duration::from_secs(1)
+    }))
 }
 
 /// Writes `status` through the status subresource unless it says what the
@@ -870,25 +724,22 @@ async fn controller_scale(
     cref: &OwnerReference,
 ) -> Result<Option<(String, i32)>, Error> {
     let group = group_of(&cref.api_version);
-    let key = |name: &str| (name.to_string(), ns.to_string());
+    let key = |name: &str| format!("{ns}/{name}");
     match (group, cref.kind.as_str()) {
-        ("", "ReplicationController") => {
-            let (name, ns) = key(&cref.name);
-            Ok(ctx
-                .replication_controllers
-                .get(&ObjectRef::new(&name).within(&ns))
-                .filter(|rc| rc.metadata.uid.as_deref() == Some(cref.uid.as_str()))
-                .map(|rc| {
-                    (
-                        cref.uid.clone(),
-                        rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-                    )
-                }))
-        }
+        ("", "ReplicationController") => Ok(ctx
+            .replication_controllers
+            .get(&key(&cref.name))
+            .filter(|rc| rc.metadata.uid.as_deref() == Some(cref.uid.as_str()))
+            .map(|rc| {
+                (
+                    cref.uid.clone(),
+                    rc.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                )
+            })),
         ("apps" | "extensions", "ReplicaSet") => {
             let Some(rs) = ctx
                 .replica_sets
-                .get(&ObjectRef::new(&cref.name).within(ns))
+                .get(&key(&cref.name))
                 .filter(|rs| rs.metadata.uid.as_deref() == Some(cref.uid.as_str()))
             else {
                 return Ok(None);
@@ -899,7 +750,7 @@ async fn controller_scale(
                 {
                     if let Some(d) = ctx
                         .deployments
-                        .get(&ObjectRef::new(&dref.name).within(ns))
+                        .get(&key(&dref.name))
                         .filter(|d| d.metadata.uid.as_deref() == Some(dref.uid.as_str()))
                     {
                         return Ok(Some((
@@ -917,7 +768,7 @@ async fn controller_scale(
         }
         ("apps", "StatefulSet") => Ok(ctx
             .stateful_sets
-            .get(&ObjectRef::new(&cref.name).within(ns))
+            .get(&key(&cref.name))
             .filter(|ss| ss.metadata.uid.as_deref() == Some(cref.uid.as_str()))
             .map(|ss| {
                 (
@@ -927,7 +778,7 @@ async fn controller_scale(
             })),
         ("apps" | "extensions", "Deployment") => Ok(ctx
             .deployments
-            .get(&ObjectRef::new(&cref.name).within(ns))
+            .get(&key(&cref.name))
             .filter(|d| d.metadata.uid.as_deref() == Some(cref.uid.as_str()))
             .map(|d| {
                 (
@@ -994,15 +845,13 @@ async fn scale_subresource(
 /// has passed. Scans the pod cache every few seconds.
 async fn clear_stale_disruption_conditions(
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Informer<Pod>,
     shutdown: CancellationToken,
 ) {
-    if pods.wait_until_ready().await.is_err() {
-        return;
-    }
+    pods.wait_synced().await;
     loop {
         let now = Timestamp::now();
-        for pod in pods.state() {
+        for pod in pods.list() {
             if stale_disruption_deadline(&pod).is_some_and(|at| at <= now) {
                 let api: Api<Pod> =
                     Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
@@ -1045,7 +894,7 @@ async fn clear_stale_disruption_conditions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::PodCondition;
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
 
     fn ts(s: &str) -> Timestamp {
@@ -1311,16 +1160,5 @@ mod tests {
             None,
             "being deleted: not stale"
         );
-    }
-
-    #[test]
-    fn backoff_grows_and_resets() {
-        let b = Backoff::default();
-        let key = ObjectRef::new("web").within("default");
-        let first = b.next(key.clone());
-        let second = b.next(key.clone());
-        assert!(second > first);
-        b.forget(&key);
-        assert_eq!(b.next(key), first);
     }
 }

@@ -25,6 +25,8 @@ enum Command {
     HollowNodes(cli::hollow_nodes::HollowNodesArgs),
     /// Run the scheduler alone against a cluster (`skiff server` runs it in-process).
     Scheduler(cli::scheduler::SchedulerArgs),
+    /// Run the controllers alone against a cluster (`skiff server` runs them in-process).
+    ControllerManager(cli::controller_manager::ControllerManagerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +45,6 @@ fn main() -> anyhow::Result<()> {
         Command::Server(args) => runtime.block_on(cli::server::run(args)),
         Command::HollowNodes(args) => runtime.block_on(cli::hollow_nodes::run(args)),
         Command::Scheduler(args) => runtime.block_on(cli::scheduler::run(args)),
+        Command::ControllerManager(args) => runtime.block_on(cli::controller_manager::run(args)),
     }
 }

@@ -1,5 +1,6 @@
 //! Subcommands: flags (clap) and the wiring of components for each.
 
+pub mod controller_manager;
 pub mod hollow_nodes;
 pub mod scheduler;
 pub mod server;

@@ -110,6 +110,95 @@ pub struct ServerArgs {
         help_heading = "Database"
     )]
     pub compaction_interval: u64,
+
+    #[command(flatten)]
+    pub controllers: ControllerArgs,
+}
+
+/// The controller manager's flags (kube-controller-manager's names), shared
+/// by `skiff server` and `skiff controller-manager`.
+#[derive(Args, Debug, Clone)]
+pub struct ControllerArgs {
+    /// (controllers) The range node pod CIDRs are cut from
+    #[arg(
+        long,
+        env = "SKIFF_CLUSTER_CIDR",
+        default_value = "10.42.0.0/16",
+        value_parser = parse_cluster_cidr,
+        help_heading = "Controllers"
+    )]
+    pub cluster_cidr: String,
+
+    /// (controllers) The prefix length of each node's pod CIDR
+    #[arg(
+        long,
+        env = "SKIFF_NODE_CIDR_MASK_SIZE",
+        default_value_t = 24,
+        value_parser = clap::value_parser!(u8).range(1..=30),
+        help_heading = "Controllers"
+    )]
+    pub node_cidr_mask_size: u8,
+
+    /// (controllers) How long a node may stay silent before it is marked
+    /// Unknown (seconds, or a duration: 40s, 2m, 500ms)
+    #[arg(
+        long,
+        env = "SKIFF_NODE_MONITOR_GRACE_PERIOD",
+        default_value = "40s",
+        value_parser = parse_duration,
+        help_heading = "Controllers"
+    )]
+    pub node_monitor_grace_period: Duration,
+
+    /// (controllers) Finished pods kept at most before the oldest are
+    /// deleted (0: keep all)
+    #[arg(
+        long,
+        env = "SKIFF_TERMINATED_POD_GC_THRESHOLD",
+        default_value_t = 12500,
+        help_heading = "Controllers"
+    )]
+    pub terminated_pod_gc_threshold: usize,
+}
+
+impl ControllerArgs {
+    pub fn config(&self) -> controllers::Config {
+        controllers::Config {
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_cidr_mask_size: self.node_cidr_mask_size,
+            node_monitor_grace_period: self.node_monitor_grace_period,
+            terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
+        }
+    }
+}
+
+/// An IPv4 range, checked the way the node IPAM controller will use it.
+fn parse_cluster_cidr(s: &str) -> Result<String, String> {
+    controllers::nodeipam::CidrSet::new(s, 30)
+        .map(|_| s.to_string())
+        .or_else(|e| match e {
+            controllers::nodeipam::CidrError::Invalid(_) => Err(e.to_string()),
+            // Only the range is checked here; the mask size at start.
+            controllers::nodeipam::CidrError::MaskSize { .. } => Ok(s.to_string()),
+        })
+}
+
+/// `40` (seconds), `40s`, `2m`, `1h`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 40s, 2m, 500ms"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "invalid duration {s:?}: expected e.g. 40s, 2m, 500ms"
+        )),
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -165,6 +254,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let service_cidr =
         api::allocator::Cidr::parse(&args.service_cidr).map_err(anyhow::Error::msg)?;
     let node_port_range = parse_port_range(&args.service_node_port_range)?;
+    let ipam = &args.controllers;
+    controllers::nodeipam::CidrSet::new(&ipam.cluster_cidr, ipam.node_cidr_mask_size)
+        .context("--cluster-cidr / --node-cidr-mask-size")?;
 
     let db_path = match &args.datastore_endpoint {
         Some(e) => sqlite_path(e)?,
@@ -267,8 +359,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         if !args.disable_controller_manager {
             let (client, stop) = (client.clone(), stop.clone());
+            let controller_config = args.controllers.config();
             components.spawn(async move {
-                if let Err(e) = controllers::run(client, stop).await {
+                if let Err(e) = controllers::run(client, controller_config, stop).await {
                     tracing::error!(error = %e, "controller manager stopped");
                 }
             });
@@ -291,4 +384,27 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("40"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("8s"), Ok(Duration::from_secs(8)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        for bad in ["", "s", "1.5s", "-1s", "10d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_cidrs() {
+        assert!(parse_cluster_cidr("10.42.0.0/16").is_ok());
+        assert!(parse_cluster_cidr("10.42.0.0").is_err());
+        assert!(parse_cluster_cidr("fd00::/48").is_err());
+    }
 }
