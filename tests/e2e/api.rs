@@ -127,7 +127,8 @@ fn error_codes_and_nothing_written() {
 
 #[test]
 fn optimistic_concurrency_generation_and_status() {
-    let s = Server::start();
+    // No controllers: the Deployment controller would write status meanwhile.
+    let s = Server::start_with(&["--disable-controller-manager"]);
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
                  "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},

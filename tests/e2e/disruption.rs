@@ -29,17 +29,10 @@ fn get_json(s: &Server, args: &[&str]) -> Value {
     serde_json::from_str(&s.ok(&a)).expect("JSON from kubectl get")
 }
 
-/// A bare pod labelled `app=<app>`, optionally owned by a controller.
-fn pod_yaml(name: &str, app: &str, owner: Option<(&str, &str, &str)>) -> String {
-    let owner = owner
-        .map(|(kind, name, uid)| {
-            format!(
-                "  ownerReferences:\n  - {{apiVersion: apps/v1, kind: {kind}, name: {name}, uid: {uid}, controller: true}}\n"
-            )
-        })
-        .unwrap_or_default();
+/// A bare pod labelled `app=<app>`.
+fn pod_yaml(name: &str, app: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{app: {app}}}\n{owner}spec:\n  containers:\n  - name: c\n    image: busybox:1.36\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels: {{app: {app}}}\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n---\n"
     )
 }
 
@@ -132,7 +125,7 @@ fn priority_classes_and_priority_admission() {
     );
 
     // A pod of a built-in class gets its priority.
-    let yaml = pod_yaml("crit", "crit", None).replace(
+    let yaml = pod_yaml("crit", "crit").replace(
         "spec:\n",
         "spec:\n  priorityClassName: system-cluster-critical\n",
     );
@@ -144,13 +137,12 @@ fn priority_classes_and_priority_admission() {
         "{out}"
     );
     // No class: priority 0.
-    s.apply_stdin(&["create"], &pod_yaml("plain", "plain", None));
+    s.apply_stdin(&["create"], &pod_yaml("plain", "plain"));
     let plain = get_json(&s, &["pod", "plain"]);
     assert_eq!(plain["spec"]["priority"], 0);
 
     // An unknown class is refused by admission and nothing is created.
-    let yaml =
-        pod_yaml("lost", "lost", None).replace("spec:\n", "spec:\n  priorityClassName: foo\n");
+    let yaml = pod_yaml("lost", "lost").replace("spec:\n", "spec:\n  priorityClassName: foo\n");
     let out = s.kubectl_stdin(&["create", "-f", "-"], &yaml);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -162,7 +154,7 @@ fn priority_classes_and_priority_admission() {
     );
     assert!(!exists(&s, "pod", "lost"));
     // So is a priority that disagrees with the class.
-    let yaml = pod_yaml("own", "own", None).replace(
+    let yaml = pod_yaml("own", "own").replace(
         "spec:\n",
         "spec:\n  priorityClassName: system-node-critical\n  priority: 5\n",
     );
@@ -216,7 +208,7 @@ fn priority_classes_and_priority_admission() {
         ),
         "{err}"
     );
-    s.apply_stdin(&["create"], &pod_yaml("defaulted", "d", None));
+    s.apply_stdin(&["create"], &pod_yaml("defaulted", "d"));
     let p = get_json(&s, &["pod", "defaulted"]);
     assert_eq!(
         (&p["spec"]["priorityClassName"], &p["spec"]["priority"]),
@@ -248,7 +240,7 @@ fn evictions_honour_disruption_budgets() {
     let s = server();
     let mut pods = String::new();
     for p in ["p1", "p2", "p3"] {
-        pods.push_str(&pod_yaml(p, "web", None));
+        pods.push_str(&pod_yaml(p, "web"));
     }
     s.apply_stdin(&["create"], &pods);
     for p in ["p1", "p2", "p3"] {
@@ -367,7 +359,7 @@ fn evictions_honour_disruption_budgets() {
     assert_eq!(row.split_whitespace().nth(3), Some("0"), "{row}");
 
     // A replacement pod becomes ready: one disruption is allowed again.
-    s.apply_stdin(&["create"], &pod_yaml("p4", "web", None));
+    s.apply_stdin(&["create"], &pod_yaml("p4", "web"));
     make_ready(&s, "p4");
     wait_allowed(&s, "web", 1);
     let out = evict(&s, "p2");
@@ -378,7 +370,7 @@ fn evictions_honour_disruption_budgets() {
     );
 
     // An unready pod is not protected while the budget is met...
-    s.apply_stdin(&["create"], &pod_yaml("p5", "web", None));
+    s.apply_stdin(&["create"], &pod_yaml("p5", "web"));
     make_ready(&s, "p5");
     wait_allowed(&s, "web", 1);
     s.ok(&[
@@ -400,7 +392,7 @@ fn evictions_honour_disruption_budgets() {
     assert!(!exists(&s, "pod", "p5"));
 
     // ...and a pod that is not running yet never is.
-    s.apply_stdin(&["create"], &pod_yaml("pending", "web", None));
+    s.apply_stdin(&["create"], &pod_yaml("pending", "web"));
     let out = evict(&s, "pending");
     assert!(
         out.status.success(),
@@ -441,26 +433,28 @@ fn evictions_honour_disruption_budgets() {
 #[test]
 fn max_unavailable_counts_the_controllers_scale() {
     let s = server();
-    // A ReplicaSet object for the pods to point at (no ReplicaSet controller
-    // runs here, so it neither creates nor deletes pods).
+    // The ReplicaSet controller makes the pods; with no scheduler or node
+    // they stay Pending until marked ready here.
     s.apply_stdin(
         &["create"],
         "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: web}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: c, image: busybox:1.36}]\n",
     );
-    let uid = get_json(&s, &["rs", "web"])["metadata"]["uid"]
-        .as_str()
-        .expect("uid")
-        .to_string();
-    let mut pods = String::new();
-    for p in ["w1", "w2", "w3"] {
-        pods.push_str(&pod_yaml(p, "web", Some(("ReplicaSet", "web", &uid))));
-    }
+    let web: Vec<String> = eventually(Duration::from_secs(30), || {
+        let list = get_json(&s, &["pods", "-l", "app=web"]);
+        let names: Vec<String> = list["items"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(String::from))
+            .collect();
+        (names.len() == 3).then_some(names)
+    });
     // Bare pods under their own maxUnavailable budget.
+    let mut pods = String::new();
     for p in ["b1", "b2"] {
-        pods.push_str(&pod_yaml(p, "bare", None));
+        pods.push_str(&pod_yaml(p, "bare"));
     }
     s.apply_stdin(&["create"], &pods);
-    for p in ["w1", "w2", "w3", "b1", "b2"] {
+    for p in web.iter().map(String::as_str).chain(["b1", "b2"]) {
         make_ready(&s, p);
     }
     s.apply_stdin(
@@ -484,17 +478,18 @@ fn max_unavailable_counts_the_controllers_scale() {
         "{row}"
     );
 
-    let out = evict(&s, "w1");
+    // The evicted pod's replacement is not ready, so the budget is spent.
+    let out = evict(&s, &web[0]);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = evict(&s, "w2");
+    let out = evict(&s, &web[1]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("Cannot evict pod as it would violate the pod's disruption budget."));
-    assert!(exists(&s, "pod", "w2"));
+    assert!(exists(&s, "pod", &web[1]));
 
     // Scaling the controller up raises the count the budget expects.
     s.ok(&["scale", "rs", "web", "--replicas=4"]);

@@ -483,11 +483,27 @@ fn delete_verbs() {
         .ok(&["get", "deploy,svc,cm", "-n", "shop", "-o", "name"])
         .trim()
         .is_empty());
-    // A namespace being deleted is Terminating and takes no new objects.
+    // A namespace being deleted is Terminating and takes no new objects
+    // (an object with a finalizer holds it there), then goes.
+    s.apply_stdin(
+        &["apply"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: shop\n  finalizers: [example.com/hold]\n",
+    );
     s.ok(&["delete", "namespace", "shop", "--wait=false"]);
     assert!(s.ok(&["get", "ns", "shop"]).contains("Terminating"));
     let err = s.fails(&["create", "cm", "late", "-n", "shop", "--from-literal=a=b"]);
     assert!(err.contains("because it is being terminated"), "{err}");
+    s.ok(&[
+        "patch",
+        "cm",
+        "held",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    s.ok(&["wait", "--for=delete", "namespace/shop", "--timeout=60s"]);
     for i in 0..3 {
         s.ok(&["create", "cm", &format!("d{i}"), "--from-literal=a=b"]);
     }
