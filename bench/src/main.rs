@@ -8,6 +8,7 @@
 mod apply;
 mod client;
 mod create;
+mod deploy;
 mod durability;
 mod floor;
 mod kubectl;
@@ -36,11 +37,11 @@ struct Args {
     /// Where data dirs and floor databases go (same filesystem for both).
     #[arg(long, env = "BENCH_DIR", default_value = "/var/tmp")]
     work_dir: PathBuf,
-    /// Phases to run, comma-separated: create,list,watch,apply,durability,schedule.
+    /// Phases to run, comma-separated: create,list,watch,apply,durability,schedule,deploy.
     #[arg(
         long,
         env = "BENCH_PHASES",
-        default_value = "create,list,watch,apply,durability,schedule"
+        default_value = "create,list,watch,apply,durability,schedule,deploy"
     )]
     phases: String,
     /// Hollow nodes registered for the schedule phase.
@@ -55,6 +56,15 @@ struct Args {
     /// Seconds from the scheduler's start until every pod must be bound and Running.
     #[arg(long, env = "BENCH_SCHED_TIMEOUT", default_value_t = 300)]
     sched_timeout: u64,
+    /// Replicas the deploy phase scales its Deployment to (and rolls).
+    #[arg(long, env = "BENCH_DEPLOY_REPLICAS", default_value_t = 10_000)]
+    deploy_replicas: usize,
+    /// Deployments in the deploy phase (one scaled, the rest at 0 replicas).
+    #[arg(long, env = "BENCH_DEPLOYMENTS", default_value_t = 100)]
+    deployments: usize,
+    /// Seconds each of the deploy phase's scale-up and rollout may take.
+    #[arg(long, env = "BENCH_DEPLOY_TIMEOUT", default_value_t = 300)]
+    deploy_timeout: u64,
     /// Deployments written in each round of the apply phase.
     #[arg(long, env = "BENCH_APPLY_OBJECTS", default_value_t = 1000)]
     apply_objects: usize,
@@ -152,6 +162,10 @@ async fn main() -> Result<()> {
 
     if args.wants("schedule") {
         schedule_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+    }
+    if args.wants("deploy") {
+        let r = deploy_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+        failed("deploy", r, &mut rows);
     }
 
     stats::print_table(&rows);
@@ -765,6 +779,87 @@ fn schedule_rows(args: &Args, run: &str, o: &schedule::Outcome, rows: &mut Vec<R
             "the stream ended; resumed from the last resourceVersion",
         ));
     }
+}
+
+/// A Deployment scaled 0 → N on hollow nodes, then rolled, with the
+/// scheduler and the controller manager as their own processes.
+async fn deploy_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!(
+        "\n== deploy: {} hollow nodes, {} Deployments, one scaled 0 -> {} then rolled",
+        args.nodes, args.deployments, args.deploy_replicas
+    );
+    let cfg = deploy::Config {
+        nodes: args.nodes,
+        replicas: args.deploy_replicas,
+        deployments: args.deployments.max(1),
+        clients: args.clients,
+        timeout: Duration::from_secs(args.deploy_timeout),
+    };
+    let o = deploy::run(bin, &work.join("deploy"), &cfg, problems).await?;
+    let p = "deploy";
+    let n = o.floor_created;
+    rows.push(row(
+        p,
+        format!("raw create of {n} pods (floor)"),
+        secs(o.floor_elapsed),
+        format!(
+            "{} clients, no scheduler or controllers; {}",
+            args.clients,
+            rate(n as f64 / o.floor_elapsed.as_secs_f64())
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!("Deployment 0 -> {} replicas, all Running", args.deploy_replicas),
+        o.scale_up.map(secs).unwrap_or_else(|| "-".into()),
+        match o.scale_up {
+            Some(t) => format!(
+                "target within 1.5x the floor; {:.1}x; includes scheduling and hollow status writes",
+                t.as_secs_f64() / o.floor_elapsed.as_secs_f64()
+            ),
+            None => format!("NOT DONE within {} s: {} Running", args.deploy_timeout, o.running),
+        },
+    ));
+    rows.push(row(
+        p,
+        format!(
+            "rolling update of {} replicas (maxSurge 25%)",
+            args.deploy_replicas
+        ),
+        o.rollout.map(secs).unwrap_or_else(|| "-".into()),
+        format!("target < 60 s; {}", o.rollout_status),
+    ));
+    rows.push(row(
+        p,
+        format!(
+            "controller-manager RSS ({} pods, {} Deployments, {} nodes)",
+            args.deploy_replicas, args.deployments, args.nodes
+        ),
+        mib(o.controller_manager_rss_kib),
+        "target < 150 MiB; highest VmRSS of skiff controller-manager after the scale-up and the rollout",
+    ));
+    rows.push(row(
+        p,
+        "  CPU-s controller-manager / scheduler / server / hollow-nodes",
+        format!(
+            "{:.1} / {:.1} / {:.1} / {:.1}",
+            o.controller_manager_cpu.as_secs_f64(),
+            o.scheduler_cpu.as_secs_f64(),
+            o.server_cpu.as_secs_f64(),
+            o.hollow_cpu.as_secs_f64()
+        ),
+        format!(
+            "over the scale-up and the rollout; hollow-nodes registration {}",
+            secs(o.registration)
+        ),
+    ));
+    Ok(())
 }
 
 fn failed(phase: &'static str, result: Result<()>, rows: &mut Vec<Row>) {

@@ -157,51 +157,14 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
     );
     let kubeconfig = server.kubeconfig();
 
-    let count = cfg.nodes.to_string();
-    let hollow = procs.hollow.insert(Helper::spawn(
-        "hollow-nodes",
-        bin,
-        &[
-            "hollow-nodes",
-            "--count",
-            &count,
-            "--zones",
-            "10",
-            "--cpu",
-            "32",
-            "--memory",
-            "256Gi",
-            "--pods",
-            "110",
-            "--kubeconfig",
-            &kubeconfig.to_string_lossy(),
-        ],
-        dir.join("hollow-nodes.log"),
-    )?);
-    let registration = hollow
-        .wait_for_line("hollow nodes registered", Duration::from_secs(180))
-        .await?;
-    let hollow_rss_kib = hollow.rss_kib().unwrap_or(0);
-    eprintln!(
-        "  {} hollow nodes registered in {:.1} s (pid {:?}, RSS {})",
-        cfg.nodes,
-        registration.as_secs_f64(),
-        hollow.pid(),
-        mib(hollow_rss_kib)
-    );
-
+    let hollow = procs
+        .hollow
+        .insert(start_hollow_nodes(bin, dir, cfg.nodes, &kubeconfig)?);
+    let (registration, hollow_rss_kib) = wait_registered(hollow, cfg.nodes).await?;
     let mut c = server.client().await?;
-    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-    let (status, body) = c
-        .post("/api/v1/namespaces", Bytes::from(ns.to_string()))
-        .await?;
-    ensure!(
-        status == StatusCode::CREATED,
-        "creating namespace {NAMESPACE}: {}",
-        describe(status, &body)
-    );
+    create_namespace(&mut c, NAMESPACE).await?;
 
-    let created = create_pods(server, cfg).await?;
+    let created = create_pods(server, NAMESPACE, cfg.pods, cfg.clients, cfg.anti_affinity).await?;
     let Tally { latencies, errors } = created.0;
     let (create_elapsed, expected) = (created.1, latencies.len());
     eprintln!(
@@ -231,7 +194,7 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
     let seen = Arc::new(Seen::default());
     let (addr, tls) = server.endpoint()?;
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch(addr, tls, rv, seen.clone(), ready_tx));
+    let watcher = tokio::spawn(watch(addr, tls, NAMESPACE, rv, seen.clone(), ready_tx));
     match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => return Err(e.context("opening the pod watch")),
@@ -374,6 +337,66 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
     })
 }
 
+/// Spawns `skiff hollow-nodes` with `nodes` roomy nodes over 10 zones.
+pub fn start_hollow_nodes(
+    bin: &Path,
+    dir: &Path,
+    nodes: usize,
+    kubeconfig: &Path,
+) -> Result<Helper> {
+    let count = nodes.to_string();
+    Helper::spawn(
+        "hollow-nodes",
+        bin,
+        &[
+            "hollow-nodes",
+            "--count",
+            &count,
+            "--zones",
+            "10",
+            "--cpu",
+            "32",
+            "--memory",
+            "256Gi",
+            "--pods",
+            "110",
+            "--kubeconfig",
+            &kubeconfig.to_string_lossy(),
+        ],
+        dir.join("hollow-nodes.log"),
+    )
+}
+
+/// Waits for the hollow nodes' "registered" line; the time since spawn and
+/// their RSS then.
+pub async fn wait_registered(hollow: &mut Helper, nodes: usize) -> Result<(Duration, u64)> {
+    let registration = hollow
+        .wait_for_line("hollow nodes registered", Duration::from_secs(180))
+        .await?;
+    let rss = hollow.rss_kib().unwrap_or(0);
+    eprintln!(
+        "  {nodes} hollow nodes registered in {:.1} s (pid {:?}, RSS {})",
+        registration.as_secs_f64(),
+        hollow.pid(),
+        mib(rss)
+    );
+    Ok((registration, rss))
+}
+
+/// Creates a namespace; it must not exist.
+pub async fn create_namespace(c: &mut Client, name: &str) -> Result<()> {
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+    let (status, body) = c
+        .post("/api/v1/namespaces", Bytes::from(ns.to_string()))
+        .await?;
+    ensure!(
+        status == StatusCode::CREATED,
+        "creating namespace {name}: {}",
+        describe(status, &body)
+    );
+    Ok(())
+}
+
 /// Figures taken when all pods were bound (or at the timeout).
 struct Window {
     elapsed: Duration,
@@ -387,14 +410,14 @@ struct Window {
 /// A pod as the benchmark creates it: one container with requests, and in
 /// the anti-affinity run a required anti-affinity to its own group on
 /// `kubernetes.io/hostname`.
-pub fn pod(index: usize, anti_affinity: bool) -> Bytes {
+pub fn pod(namespace: &str, index: usize, anti_affinity: bool) -> Bytes {
     let group = format!("g{}", index % GROUPS);
     let mut body = json!({
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
             "name": format!("pod-{index:05}"),
-            "namespace": NAMESPACE,
+            "namespace": namespace,
             "labels": {"app": "bench", "group": group},
         },
         "spec": {
@@ -418,28 +441,34 @@ pub fn pod(index: usize, anti_affinity: bool) -> Bytes {
     Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-/// Creates `cfg.pods` pods from `cfg.clients` connections; the tally of
-/// 201s and failures, and the wall time.
-async fn create_pods(server: &Server, cfg: &Config) -> Result<(Tally, Duration)> {
+/// Creates `count` pods in `namespace` from `clients` connections; the
+/// tally of 201s and failures, and the wall time.
+pub async fn create_pods(
+    server: &Server,
+    namespace: &'static str,
+    count: usize,
+    clients: usize,
+    anti_affinity: bool,
+) -> Result<(Tally, Duration)> {
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicU64::new(0));
     let ticker = progress("pods", done.clone());
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..cfg.clients {
+    for _ in 0..clients {
         let mut client = server.client().await?;
         let (next, done) = (next.clone(), done.clone());
-        let (pods, anti) = (cfg.pods, cfg.anti_affinity);
+        let (pods, anti) = (count, anti_affinity);
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
-            let path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
+            let path = format!("/api/v1/namespaces/{namespace}/pods");
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= pods {
                     break;
                 }
                 let t = Instant::now();
-                let outcome = client.post(&path, pod(i, anti)).await;
+                let outcome = client.post(&path, pod(namespace, i, anti)).await;
                 if !tally.record(outcome, t, &done) {
                     break;
                 }
@@ -455,7 +484,7 @@ async fn create_pods(server: &Server, cfg: &Config) -> Result<(Tally, Duration)>
 
 /// When the watch first saw each pod bound, and Running.
 #[derive(Default)]
-struct Seen {
+pub struct Seen {
     bound: Mutex<HashMap<String, Instant>>,
     running: Mutex<HashMap<String, Instant>>,
     restarts: AtomicU64,
@@ -463,7 +492,7 @@ struct Seen {
 }
 
 impl Seen {
-    fn counts(&self) -> (usize, usize) {
+    pub fn counts(&self) -> (usize, usize) {
         let n =
             |m: &Mutex<HashMap<String, Instant>>| m.lock().unwrap_or_else(|e| e.into_inner()).len();
         (n(&self.bound), n(&self.running))
@@ -542,9 +571,10 @@ struct PodList {
 /// Watches the benchmark's pods from `rv`, recording into `seen`, until
 /// aborted. Reconnects from the last resourceVersion when the stream ends,
 /// and lists again after an ERROR event (e.g. 410 Gone).
-async fn watch(
+pub async fn watch(
     addr: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
+    namespace: &'static str,
     rv: String,
     seen: Arc<Seen>,
     ready: tokio::sync::oneshot::Sender<Result<()>>,
@@ -557,10 +587,10 @@ async fn watch(
             let mut client = Client::connect(addr, tls.clone()).await?;
             let from = match rv.clone() {
                 Some(rv) => rv,
-                None => relist(&mut client, &seen).await?,
+                None => relist(&mut client, namespace, &seen).await?,
             };
             let path =
-                format!("/api/v1/namespaces/{NAMESPACE}/pods?watch=true&resourceVersion={from}");
+                format!("/api/v1/namespaces/{namespace}/pods?watch=true&resourceVersion={from}");
             let resp = client.send(Method::GET, &path, None, None).await?;
             ensure!(
                 resp.status() == StatusCode::OK,
@@ -630,9 +660,9 @@ async fn watch(
 }
 
 /// Records every listed pod as seen now; returns the list's resourceVersion.
-async fn relist(client: &mut Client, seen: &Seen) -> Result<String> {
+async fn relist(client: &mut Client, namespace: &str, seen: &Seen) -> Result<String> {
     let body = client
-        .get_ok(&format!("/api/v1/namespaces/{NAMESPACE}/pods"), "LIST pods")
+        .get_ok(&format!("/api/v1/namespaces/{namespace}/pods"), "LIST pods")
         .await?;
     let list: PodList = serde_json::from_slice(&body)?;
     let now = Instant::now();
