@@ -27,9 +27,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Pod, ReplicationController};
 use k8s_openapi::api::policy::v1::{
     PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    Condition, LabelSelector, OwnerReference, Time,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -37,6 +35,7 @@ use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::informer::{key_of, Change, Informer};
+use crate::replicaset::is_pod_ready;
 use crate::workqueue::WorkQueue;
 
 /// How long a pod approved for eviction (in `status.disruptedPods`) is
@@ -100,28 +99,6 @@ impl Error {
 
 // ---- pure computations ----
 
-/// `LabelSelectorAsSelector(sel).Matches(labels)`; a budget without a
-/// selector is handled by the caller (it selects nothing).
-pub fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let label_ok = sel
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(k, v)| labels.get(k) == Some(v));
-    label_ok
-        && sel.match_expressions.iter().flatten().all(|e| {
-            let have = labels.get(&e.key);
-            let values = e.values.as_deref().unwrap_or_default();
-            match e.operator.as_str() {
-                "In" => have.is_some_and(|v| values.contains(v)),
-                "NotIn" => have.is_none_or(|v| !values.contains(v)),
-                "Exists" => have.is_some(),
-                "DoesNotExist" => have.is_none(),
-                _ => false,
-            }
-        })
-}
-
 /// Whether `pdb` selects `pod` (same namespace, selector matches).
 pub fn selects(pdb: &PodDisruptionBudget, pod: &Pod) -> bool {
     pdb.namespace() == pod.namespace()
@@ -129,15 +106,7 @@ pub fn selects(pdb: &PodDisruptionBudget, pod: &Pod) -> bool {
             .spec
             .as_ref()
             .and_then(|s| s.selector.as_ref())
-            .is_some_and(|sel| selector_matches(sel, pod.labels()))
-}
-
-/// `IsPodReady`.
-pub fn is_pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            .is_some_and(|sel| client::labels::matches(sel, pod.labels()))
 }
 
 /// `intstr.GetScaledValueFromIntOrPercent(v, total, roundUp=true)`.
@@ -895,7 +864,9 @@ async fn clear_stale_disruption_conditions(
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelectorRequirement, ObjectMeta};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        LabelSelector, LabelSelectorRequirement, ObjectMeta,
+    };
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")
@@ -1120,7 +1091,7 @@ mod tests {
             (sel(&[], vec![req("app", "DoesNotExist", &[])]), false),
             (sel(&[], vec![req("app", "Bogus", &[])]), false),
         ] {
-            assert_eq!(selector_matches(&s, &labels), want, "{s:?}");
+            assert_eq!(client::labels::matches(&s, &labels), want, "{s:?}");
         }
         let mut budget = pdb(1, None);
         assert!(

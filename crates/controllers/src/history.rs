@@ -26,17 +26,21 @@ pub const CONTROLLER_REVISION_HASH_LABEL: &str = "controller-revision-hash";
 /// Owners keep this many old revisions unless they say otherwise.
 pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
 
-/// 32-bit FNV-1a, the hash upstream uses for revision names.
+/// 32-bit FNV-1a, the hash upstream uses for revision names and
+/// pod-template-hashes.
 fn fnv32a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
     })
 }
 
-/// `rand.SafeEncodeString`: letters and digits that cannot spell words.
-fn safe_encode(s: &str) -> String {
+/// FNV-1a of `bytes`, written as `rand.SafeEncodeString` writes it: letters
+/// and digits that cannot spell words.
+pub fn safe_hash(bytes: &[u8]) -> String {
     const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes()
+    fnv32a(bytes)
+        .to_string()
+        .bytes()
         .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
         .collect()
 }
@@ -48,7 +52,7 @@ pub fn hash_data(data: &Value, collision_count: Option<i32>) -> String {
     if let Some(c) = collision_count.filter(|c| *c != 0) {
         bytes.extend_from_slice(&(c as u32).to_le_bytes());
     }
-    safe_encode(&fnv32a(&bytes).to_string())
+    safe_hash(&bytes)
 }
 
 /// `ControllerRevisionName`: `<owner>-<hash>`, the owner part cut so the

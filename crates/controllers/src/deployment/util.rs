@@ -190,25 +190,6 @@ pub fn max_unavailable(d: &Deployment) -> i32 {
 
 // ---- pod-template-hash ----
 
-/// 32-bit FNV-1a, the hash upstream feeds the template into.
-fn fnv32a(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h ^= *b as u32;
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
-}
-
-/// `rand.SafeEncodeString`: maps each character onto letters and digits
-/// that cannot spell words.
-fn safe_encode(s: &str) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    s.bytes()
-        .map(|b| ALPHANUMS[b as usize % ALPHANUMS.len()] as char)
-        .collect()
-}
-
 /// `ComputeHash`: a stable hash of the template and the collision count,
 /// used as the `pod-template-hash` label and the ReplicaSet name suffix.
 pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
@@ -216,7 +197,7 @@ pub fn compute_hash(template: &PodTemplateSpec, collision_count: Option<i32>) ->
     if let Some(c) = collision_count {
         bytes.extend_from_slice(&(c as u32).to_le_bytes());
     }
-    safe_encode(&fnv32a(&bytes).to_string())
+    crate::history::safe_hash(&bytes)
 }
 
 /// A template as JSON, without the hash label and without empty values
