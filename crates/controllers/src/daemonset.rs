@@ -101,7 +101,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
         let c2 = c.clone();
         c.revisions.on_change(move |change| {
             let rev = change.object();
-            if let Some(key) = c2.owner_key(&rev.metadata) {
+            if let Some(key) = c2.sets.controller_key(&rev.metadata) {
                 c2.queue.add(key);
             }
         });
@@ -142,36 +142,18 @@ struct Plan {
 }
 
 impl Controller {
-    /// The key of the DaemonSet controlling `meta`, if it exists.
-    fn owner_key(
-        &self,
-        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    ) -> Option<String> {
-        let r = controller_of(meta)?;
-        if r.kind != "DaemonSet" {
-            return None;
-        }
-        let key = format!(
-            "{}/{}",
-            meta.namespace.as_deref().unwrap_or_default(),
-            r.name
-        );
-        let owner = self.sets.get(&key)?;
-        (owner.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(key)
-    }
-
     fn pod_changed(&self, change: &Change<Pod>) {
         let pod = change.object();
         let pod_key = key_of(pod.as_ref());
         match change {
             Change::Deleted(_) => {
-                if let Some(key) = self.owner_key(&pod.metadata) {
+                if let Some(key) = self.sets.controller_key(&pod.metadata) {
                     self.expectations.deletion_observed(&key, &pod_key);
                     self.queue.add(key);
                 }
             }
             Change::Applied { old, new } => {
-                if let Some(key) = self.owner_key(&new.metadata) {
+                if let Some(key) = self.sets.controller_key(&new.metadata) {
                     if old.is_none() {
                         self.expectations.creation_observed(&key);
                     }

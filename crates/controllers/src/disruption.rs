@@ -35,6 +35,7 @@ use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::informer::{key_of, Change, Informer};
+use crate::pod_control::controller_of;
 use crate::replicaset::is_pod_ready;
 use crate::workqueue::WorkQueue;
 
@@ -673,15 +674,6 @@ async fn expected_scale(
 
 fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(g, _)| g)
-}
-
-fn controller_of(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> Option<&OwnerReference> {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
 }
 
 /// The uid and scale of the controller `cref` names, tried as upstream's

@@ -19,6 +19,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource, ResourceExt};
@@ -184,6 +185,22 @@ impl<K: Kind> Informer<K> {
     pub fn get(&self, key: &str) -> Option<Arc<K>> {
         let state = self.inner.state.read().unwrap_or_else(|e| e.into_inner());
         state.objects.get(key).cloned()
+    }
+
+    /// The key of the cached object that controls `meta`'s object: its
+    /// controller owner reference names this kind, and the uid matches the
+    /// cached one (`resolveControllerRef`). Owners are in the same namespace.
+    pub fn controller_key(&self, meta: &ObjectMeta) -> Option<String> {
+        let r = crate::pod_control::controller_of(meta)?;
+        if r.kind != K::kind(&()) {
+            return None;
+        }
+        let key = match meta.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() => format!("{ns}/{}", r.name),
+            _ => r.name.clone(),
+        };
+        let owner = self.get(&key)?;
+        (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then_some(key)
     }
 
     /// Every cached object.
@@ -400,10 +417,9 @@ impl Informers {
             vec![o.namespace().unwrap_or_default()]
         });
         informer.add_index(CONTROLLER_INDEX, |o: &K| {
-            o.owner_references()
-                .iter()
-                .filter(|r| r.controller == Some(true))
+            crate::pod_control::controller_of(o.meta())
                 .map(|r| r.uid.clone())
+                .into_iter()
                 .collect()
         });
         reg.by_type

@@ -155,17 +155,6 @@ async fn run_kind<K: Replicated>(
 }
 
 impl<K: Replicated> Controller<K> {
-    /// The owner key of the pod's controller, if it is one of ours and exists.
-    fn owner_key(&self, pod: &Pod) -> Option<String> {
-        let r = controller_of(&pod.metadata)?;
-        if r.kind != K::kind(&()) {
-            return None;
-        }
-        let key = format!("{}/{}", pod.namespace().unwrap_or_default(), r.name);
-        let owner = self.owners.get(&key)?;
-        (owner.meta().uid.as_deref() == Some(r.uid.as_str())).then_some(key)
-    }
-
     /// Owners in the pod's namespace whose selector picks it (for orphans).
     fn selecting(&self, pod: &Pod) -> Vec<String> {
         self.owners
@@ -181,13 +170,13 @@ impl<K: Replicated> Controller<K> {
         let pod_key = key_of(pod.as_ref());
         match change {
             Change::Deleted(_) => {
-                if let Some(key) = self.owner_key(pod) {
+                if let Some(key) = self.owners.controller_key(&pod.metadata) {
                     self.expectations.deletion_observed(&key, &pod_key);
                     self.queue.add(key);
                 }
             }
             Change::Applied { old, new } => {
-                let owner = self.owner_key(new);
+                let owner = self.owners.controller_key(&new.metadata);
                 if let Some(key) = &owner {
                     if old.is_none() {
                         self.expectations.creation_observed(key);
@@ -206,7 +195,7 @@ impl<K: Replicated> Controller<K> {
                 }
                 // A changed controller or labels wake the old owner too.
                 if let Some(old) = old {
-                    if let Some(key) = self.owner_key(old) {
+                    if let Some(key) = self.owners.controller_key(&old.metadata) {
                         if Some(&key) != owner.as_ref() {
                             self.queue.add(key);
                         }

@@ -78,7 +78,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
     {
         let c2 = c.clone();
         c.revisions.on_change(move |change| {
-            if let Some(key) = c2.owner_key(&change.object().metadata) {
+            if let Some(key) = c2.sets.controller_key(&change.object().metadata) {
                 c2.queue.add(key);
             }
         });
@@ -380,23 +380,9 @@ fn count(set: &StatefulSet, pods: &[Arc<Pod>], revs: &Revisions, now: Timestamp)
 }
 
 impl Controller {
-    fn owner_key(&self, meta: &ObjectMeta) -> Option<String> {
-        let r = controller_of(meta)?;
-        if r.kind != "StatefulSet" {
-            return None;
-        }
-        let key = format!(
-            "{}/{}",
-            meta.namespace.as_deref().unwrap_or_default(),
-            r.name
-        );
-        let owner = self.sets.get(&key)?;
-        (owner.metadata.uid.as_deref() == Some(r.uid.as_str())).then_some(key)
-    }
-
     fn pod_changed(&self, change: &Change<Pod>) {
         let pod = change.object();
-        if let Some(key) = self.owner_key(&pod.metadata) {
+        if let Some(key) = self.sets.controller_key(&pod.metadata) {
             self.queue.add(key.clone());
             if let Some(set) = self.sets.get(&key) {
                 let min_ready = min_ready_seconds(&set);

@@ -21,7 +21,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Patch, PatchParams};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -90,17 +90,6 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
 }
 
 impl Controller {
-    /// The key of the Deployment controlling `meta`'s object, if it exists.
-    fn deployment_key_of(&self, rs: &ReplicaSet) -> Option<String> {
-        let r = controller_of(&rs.metadata)?;
-        if r.kind != "Deployment" {
-            return None;
-        }
-        let key = format!("{}/{}", rs.namespace().unwrap_or_default(), r.name);
-        let d = self.deployments.get(&key)?;
-        (d.meta().uid.as_deref() == Some(r.uid.as_str())).then_some(key)
-    }
-
     /// Deployments in the ReplicaSet's namespace selecting it (for orphans).
     fn deployments_selecting(&self, rs: &ReplicaSet) -> Vec<String> {
         self.deployments
@@ -115,7 +104,7 @@ impl Controller {
     /// it), and the former owner when the controller reference changed.
     fn replica_set_changed(&self, change: &Change<ReplicaSet>) {
         let rs = change.object();
-        let owner = self.deployment_key_of(rs);
+        let owner = self.deployments.controller_key(&rs.metadata);
         match &owner {
             Some(key) => self.queue.add(key.clone()),
             None if controller_of(&rs.metadata).is_none()
@@ -128,7 +117,7 @@ impl Controller {
             None => {}
         }
         if let Some(old) = change.old() {
-            if let Some(key) = self.deployment_key_of(old) {
+            if let Some(key) = self.deployments.controller_key(&old.metadata) {
                 if Some(&key) != owner.as_ref() {
                     self.queue.add(key);
                 }
@@ -138,17 +127,14 @@ impl Controller {
 
     /// Recreate waits for old pods to be gone: a pod's deletion may let it go on.
     fn pod_deleted(&self, pod: &Pod) {
-        let Some(r) = controller_of(&pod.metadata) else {
+        let Some(rs) = self
+            .replica_sets
+            .controller_key(&pod.metadata)
+            .and_then(|k| self.replica_sets.get(&k))
+        else {
             return;
         };
-        if r.kind != "ReplicaSet" {
-            return;
-        }
-        let rs_key = format!("{}/{}", pod.namespace().unwrap_or_default(), r.name);
-        let Some(rs) = self.replica_sets.get(&rs_key) else {
-            return;
-        };
-        let Some(key) = self.deployment_key_of(&rs) else {
+        let Some(key) = self.deployments.controller_key(&rs.metadata) else {
             return;
         };
         if self
