@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use bytes::Bytes;
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 use crate::client::Client;
 use crate::create::{describe, Tally};
 use crate::schedule::{
-    create_namespace, create_pods, start_hollow_nodes, wait_registered, watch, Seen,
+    create_namespace, create_pods, start_hollow_nodes, start_pod_watch, wait_registered, Procs,
+    Seen,
 };
 use crate::server::{Helper, Server};
 use crate::stats::mib;
@@ -54,34 +55,6 @@ pub struct Outcome {
     pub scheduler_cpu: Duration,
     pub server_cpu: Duration,
     pub hollow_cpu: Duration,
-}
-
-#[derive(Default)]
-struct Procs {
-    server: Option<Server>,
-    hollow: Option<Helper>,
-    scheduler: Option<Helper>,
-    controller_manager: Option<Helper>,
-}
-
-impl Procs {
-    fn stop(&mut self, label: &str, problems: &mut Vec<String>) {
-        for h in [
-            self.controller_manager.as_mut(),
-            self.scheduler.as_mut(),
-            self.hollow.as_mut(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            h.stop();
-            problems.extend(h.log_problems(label));
-        }
-        if let Some(s) = self.server.as_mut() {
-            s.stop();
-            problems.extend(s.log_problems(label));
-        }
-    }
 }
 
 pub async fn run(
@@ -152,50 +125,24 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
     }
 
     let kc = kubeconfig.to_string_lossy().into_owned();
-    let scheduler = procs.scheduler.insert(Helper::spawn(
+    procs.scheduler = Some(Helper::spawn(
         "scheduler",
         bin,
         &["scheduler", "--kubeconfig", &kc],
         dir.join("scheduler.log"),
     )?);
-    let scheduler_pid = scheduler.pid();
     let cm = procs.controller_manager.insert(Helper::spawn(
         "controller-manager",
         bin,
         &["controller-manager", "--kubeconfig", &kc],
         dir.join("controller-manager.log"),
     )?);
-    let cpu0 = (
-        server.cpu()?,
-        procs
-            .hollow
-            .as_ref()
-            .map(|h| h.cpu())
-            .transpose()?
-            .unwrap_or_default(),
-    );
+    let cpu0 = (server.cpu()?, helper_cpu(procs.hollow.as_ref())?);
     // Let the controller manager take its lease and fill its caches.
     wait_for_idle_status(&mut c, "idle-001").await?;
 
     let seen = Arc::new(Seen::default());
-    let body = c
-        .get_ok(
-            &format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=1"),
-            "LIST pods",
-        )
-        .await?;
-    let rv = serde_json::from_slice::<Value>(&body)?["metadata"]["resourceVersion"]
-        .as_str()
-        .context("no resourceVersion on the pod list")?
-        .to_owned();
-    let (addr, tls) = server.endpoint()?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch(addr, tls, NAMESPACE, rv, seen.clone(), ready_tx));
-    match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(e.context("opening the pod watch")),
-        _ => bail!("the pod watch did not start within 30 s"),
-    }
+    let watcher = start_pod_watch(server, &mut c, NAMESPACE, &seen).await?;
 
     eprintln!("  scaling deployment {DEPLOYMENT} 0 -> {}", cfg.replicas);
     let start = Instant::now();
@@ -275,25 +222,10 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
         (None, "not started: the scale-up did not finish".into())
     };
     cm_rss = cm_rss.max(cm.rss_kib().unwrap_or(0));
-    let hollow_cpu = procs
-        .hollow
-        .as_ref()
-        .map(|h| h.cpu())
-        .transpose()?
-        .unwrap_or_default();
-    let scheduler_cpu = procs
-        .scheduler
-        .as_ref()
-        .map(|h| h.cpu())
-        .transpose()?
-        .unwrap_or_default();
-    let cm_cpu = procs
-        .controller_manager
-        .as_ref()
-        .map(|h| h.cpu())
-        .transpose()?
-        .unwrap_or_default();
-    eprintln!("  rollout: {rollout_status}; scheduler pid {scheduler_pid:?}");
+    let hollow_cpu = helper_cpu(procs.hollow.as_ref())?;
+    let scheduler_cpu = helper_cpu(procs.scheduler.as_ref())?;
+    let cm_cpu = helper_cpu(procs.controller_manager.as_ref())?;
+    eprintln!("  rollout: {rollout_status}");
     Ok(Outcome {
         registration,
         floor_created,
@@ -308,6 +240,13 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
         server_cpu: server.cpu()?.saturating_sub(cpu0.0),
         hollow_cpu: hollow_cpu.saturating_sub(cpu0.1),
     })
+}
+
+/// CPU time of a helper process, zero if it never started.
+fn helper_cpu(h: Option<&Helper>) -> Result<Duration> {
+    h.map(Helper::cpu)
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 /// A Deployment of 0 replicas whose pods request a little CPU and memory.

@@ -110,17 +110,23 @@ pub struct Placement {
 
 /// The processes of one run; stopped in reverse order of start.
 #[derive(Default)]
-struct Procs {
-    server: Option<Server>,
-    hollow: Option<Helper>,
-    scheduler: Option<Helper>,
+pub struct Procs {
+    pub server: Option<Server>,
+    pub hollow: Option<Helper>,
+    pub scheduler: Option<Helper>,
+    pub controller_manager: Option<Helper>,
 }
 
 impl Procs {
-    fn stop(&mut self, label: &str, problems: &mut Vec<String>) {
-        for h in [self.scheduler.as_mut(), self.hollow.as_mut()]
-            .into_iter()
-            .flatten()
+    /// Stops every process, collecting their logs' WARN/ERROR lines.
+    pub fn stop(&mut self, label: &str, problems: &mut Vec<String>) {
+        for h in [
+            self.controller_manager.as_mut(),
+            self.scheduler.as_mut(),
+            self.hollow.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
             h.stop();
             problems.extend(h.log_problems(label));
@@ -180,26 +186,8 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
     ensure!(expected > 0, "no pod was created: {errors:?}");
 
     // The watch starts from a resourceVersion before the scheduler exists.
-    let body = c
-        .get_ok(
-            &format!("/api/v1/namespaces/{NAMESPACE}/pods?limit=1"),
-            "LIST pods",
-        )
-        .await?;
-    let list: serde_json::Value = serde_json::from_slice(&body)?;
-    let rv = list["metadata"]["resourceVersion"]
-        .as_str()
-        .context("no resourceVersion on the pod list")?
-        .to_owned();
     let seen = Arc::new(Seen::default());
-    let (addr, tls) = server.endpoint()?;
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch(addr, tls, NAMESPACE, rv, seen.clone(), ready_tx));
-    match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => return Err(e.context("opening the pod watch")),
-        Ok(Err(_)) | Err(_) => bail!("the pod watch did not start within 30 s"),
-    }
+    let watcher = start_pod_watch(server, &mut c, NAMESPACE, &seen).await?;
 
     let (server_cpu0, hollow_cpu0) = (server.cpu()?, hollow.cpu()?);
     let bench_cpu0 = cpu_of("/proc/self/stat")?;
@@ -656,6 +644,35 @@ pub async fn watch(
             buf.drain(..start);
         }
         seen.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Starts [`watch`] on the namespace's pods from the current
+/// resourceVersion and waits until it is open.
+pub async fn start_pod_watch(
+    server: &Server,
+    c: &mut Client,
+    namespace: &'static str,
+    seen: &Arc<Seen>,
+) -> Result<tokio::task::JoinHandle<Result<()>>> {
+    let body = c
+        .get_ok(
+            &format!("/api/v1/namespaces/{namespace}/pods?limit=1"),
+            "LIST pods",
+        )
+        .await?;
+    let list: serde_json::Value = serde_json::from_slice(&body)?;
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .context("no resourceVersion on the pod list")?
+        .to_owned();
+    let (addr, tls) = server.endpoint()?;
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let watcher = tokio::spawn(watch(addr, tls, namespace, rv, seen.clone(), ready_tx));
+    match tokio::time::timeout(Duration::from_secs(30), ready_rx).await {
+        Ok(Ok(Ok(()))) => Ok(watcher),
+        Ok(Ok(Err(e))) => Err(e.context("opening the pod watch")),
+        Ok(Err(_)) | Err(_) => bail!("the pod watch did not start within 30 s"),
     }
 }
 
