@@ -194,25 +194,13 @@ impl Controller {
         let Some(template) = ds.spec.as_ref().map(|s| &s.template) else {
             return Ok(None);
         };
-        let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let candidates: Vec<Arc<Pod>> = self
-            .pods
-            .list_namespace(&ns)
-            .into_iter()
-            .filter(|p| controller_of(&p.metadata).is_none_or(|r| r.uid == uid))
-            .collect();
-        let pods = pod_control::claim(&pods_api, &owner_ref, deleting, candidates, |p| {
+        let candidates = self.pods.owned_or_orphaned(&ns, &uid);
+        let pods = pod_control::claim_for(&self.client, ds.as_ref(), candidates, |p| {
             selects(&ds, p.labels())
         })
         .await?;
-        let revs_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
-        let rev_candidates: Vec<Arc<ControllerRevision>> = self
-            .revisions
-            .list_namespace(&ns)
-            .into_iter()
-            .filter(|r| controller_of(&r.metadata).is_none_or(|o| o.uid == uid))
-            .collect();
-        let revisions = pod_control::claim(&revs_api, &owner_ref, deleting, rev_candidates, |r| {
+        let rev_candidates = self.revisions.owned_or_orphaned(&ns, &uid);
+        let revisions = pod_control::claim_for(&self.client, ds.as_ref(), rev_candidates, |r| {
             selects(&ds, r.labels())
         })
         .await?;
@@ -224,6 +212,7 @@ impl Controller {
             .as_ref()
             .and_then(|s| s.collision_count)
             .unwrap_or(0);
+        let revs_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
         let revs = history::sync_revisions(
             &revs_api,
             &owner_ref,

@@ -214,6 +214,17 @@ impl<K: Kind> Informer<K> {
         self.by_index(NAMESPACE_INDEX, namespace)
     }
 
+    /// The objects in `namespace` that the owner with this uid controls, or
+    /// that no one controls: what a controller may claim.
+    pub fn owned_or_orphaned(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<K>> {
+        self.list_namespace(namespace)
+            .into_iter()
+            .filter(|o| {
+                crate::pod_control::controller_of(o.meta()).is_none_or(|r| r.uid == owner_uid)
+            })
+            .collect()
+    }
+
     /// The cached objects whose index `name` has `value`.
     pub fn by_index(&self, name: &str, value: &str) -> Vec<Arc<K>> {
         let state = self.inner.state.read().unwrap_or_else(|e| e.into_inner());

@@ -199,6 +199,26 @@ pub fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
+/// [`claim`] for `owner` over `candidates` in the owner's namespace: the
+/// controller reference and whether the owner is being deleted come from it.
+pub async fn claim_for<O, K>(
+    client: &kube::Client,
+    owner: &O,
+    candidates: Vec<Arc<K>>,
+    matches: impl Fn(&K) -> bool,
+) -> Result<Vec<Arc<K>>, kube::Error>
+where
+    O: Resource<DynamicType = ()>,
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &owner.namespace().unwrap_or_default());
+    let deleting = owner.meta().deletion_timestamp.is_some();
+    claim(&api, &controller_ref(owner), deleting, candidates, matches).await
+}
+
 /// Claims objects for an owner (`ClaimObject`): of `candidates` (all in the
 /// owner's namespace), returns those the owner controls after adopting
 /// matching orphans and releasing controlled objects that no longer match.

@@ -219,15 +219,12 @@ impl<K: Replicated> Controller<K> {
         let uid = owner.meta().uid.clone().unwrap_or_default();
         let candidates: Vec<Arc<Pod>> = self
             .pods
-            .list_namespace(&ns)
+            .owned_or_orphaned(&ns, &uid)
             .into_iter()
             .filter(|p| pod_control::is_pod_active(p))
-            .filter(|p| controller_of(&p.metadata).is_none_or(|r| r.uid == uid))
             .collect();
-        let owner_ref = pod_control::controller_ref(owner.as_ref());
-        let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let deleting = owner.meta().deletion_timestamp.is_some();
-        let pods = pod_control::claim(&pods_api, &owner_ref, deleting, candidates, |p| {
+        let pods = pod_control::claim_for(&self.client, owner.as_ref(), candidates, |p| {
             owner.selects(p.labels())
         })
         .await?;

@@ -411,25 +411,13 @@ impl Controller {
         let uid = set.metadata.uid.clone().unwrap_or_default();
         let deleting = set.metadata.deletion_timestamp.is_some();
         let owner_ref = pod_control::controller_ref(set.as_ref());
-        let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let candidates: Vec<Arc<Pod>> = self
-            .pods
-            .list_namespace(&ns)
-            .into_iter()
-            .filter(|p| controller_of(&p.metadata).is_none_or(|r| r.uid == uid))
-            .collect();
-        let pods = pod_control::claim(&pods_api, &owner_ref, deleting, candidates, |p| {
+        let candidates = self.pods.owned_or_orphaned(&ns, &uid);
+        let pods = pod_control::claim_for(&self.client, set.as_ref(), candidates, |p| {
             selects(&set, p.labels()) && is_member_of(&set, p)
         })
         .await?;
-        let revs_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
-        let rev_candidates: Vec<Arc<ControllerRevision>> = self
-            .revisions
-            .list_namespace(&ns)
-            .into_iter()
-            .filter(|r| controller_of(&r.metadata).is_none_or(|o| o.uid == uid))
-            .collect();
-        let revisions = pod_control::claim(&revs_api, &owner_ref, deleting, rev_candidates, |r| {
+        let rev_candidates = self.revisions.owned_or_orphaned(&ns, &uid);
+        let revisions = pod_control::claim_for(&self.client, set.as_ref(), rev_candidates, |r| {
             selects(&set, r.labels())
         })
         .await?;
@@ -440,6 +428,7 @@ impl Controller {
             return Ok(None);
         };
         let status = set.status.as_ref();
+        let revs_api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &ns);
         let revs = history::sync_revisions(
             &revs_api,
             &owner_ref,

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use client::events::{EventType, Recorder};
 
-use crate::informer::{key_of, Change, Informer, CONTROLLER_INDEX};
+use crate::informer::{key_of, Change, Informer};
 use crate::pod_control::{self, controller_of};
 use crate::workqueue::WorkQueue;
 use crate::Context;
@@ -212,19 +212,9 @@ impl Controller {
     async fn replica_sets_for_deployment(&self, d: &Deployment) -> anyhow::Result<Vec<ReplicaSet>> {
         let uid = d.uid().unwrap_or_default();
         let ns = d.namespace().unwrap_or_default();
-        let mut candidates: Vec<Arc<ReplicaSet>> =
-            self.replica_sets.by_index(CONTROLLER_INDEX, &uid);
-        candidates.extend(
-            self.replica_sets
-                .list_namespace(&ns)
-                .into_iter()
-                .filter(|rs| controller_of(&rs.metadata).is_none()),
-        );
-        let owner_ref = pod_control::controller_ref(d);
-        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &ns);
-        let deleting = d.metadata.deletion_timestamp.is_some();
+        let candidates = self.replica_sets.owned_or_orphaned(&ns, &uid);
         let claimed =
-            pod_control::claim(&api, &owner_ref, deleting, candidates, |rs| selects(d, rs)).await?;
+            pod_control::claim_for(&self.client, d, candidates, |rs| selects(d, rs)).await?;
         Ok(claimed.into_iter().map(|rs| (*rs).clone()).collect())
     }
 
