@@ -15,6 +15,9 @@ bench:
 build:
 	cargo build --release -p skiff
 
+images:
+	scripts/images.sh
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
