@@ -35,6 +35,9 @@ pub struct AppState {
     pub server_address: String,
     pub ready: tokio::sync::watch::Receiver<bool>,
     pub openapi: crate::openapi::OpenApiCache,
+    /// TLS client identity for kubelets (`pods/log`, `exec`, `attach`,
+    /// `portforward`); `None` answers those with an internal error.
+    pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 type St = State<Arc<AppState>>;
@@ -495,6 +498,10 @@ fn resolve(st: &AppState, uri: &axum::http::Uri) -> Result<Resolved, ApiError> {
 
 /// Every resource request: `/api/v1/...` and `/apis/<group>/<version>/...`.
 async fn resource(State(st): St, req: Request) -> Response {
+    // Connect subresources stream (and may upgrade): they never read a body.
+    if let Some(t) = crate::connect::target(req.method(), req.uri().path()) {
+        return crate::connect::serve(&st, t, req).await;
+    }
     let (parts, body) = req.into_parts();
     // The body is read whole (within the limit) before anything can fail, so
     // an early error never leaves an HTTP/2 stream half-read and reset.

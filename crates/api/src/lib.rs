@@ -9,6 +9,7 @@ pub mod allocator;
 pub mod apply;
 pub mod authn;
 pub mod bootstrap;
+pub mod connect;
 pub mod crd;
 pub mod discovery;
 pub mod error;
@@ -45,6 +46,10 @@ pub struct Config {
     pub event_ttl: Duration,
     /// History older than this is compacted away.
     pub compaction_interval: Duration,
+    /// How the API server reaches kubelets for logs, exec, attach and
+    /// port-forward (its `--kubelet-client-certificate`,
+    /// [`pki::Pki::kubelet_client_config`]); without it those are refused.
+    pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +93,7 @@ pub async fn run(
         server_address: cfg.advertise_address.clone(),
         ready: ready.subscribe(),
         openapi: openapi::OpenApiCache::default(),
+        kubelet_client: cfg.kubelet_client.clone(),
     });
     let app = handlers::router(state);
     let server = tokio::spawn(server::serve(listener, tls, app, shutdown.clone()));

@@ -47,6 +47,10 @@ pub const SERVING_KEY_FILE: &str = "serving-kube-apiserver.key";
 pub const ADMIN_CERT_FILE: &str = "client-admin.crt";
 pub const ADMIN_KEY_FILE: &str = "client-admin.key";
 
+/// The API server's identity towards kubelets (kubeadm's
+/// `apiserver-kubelet-client` certificate); the kubelet serves only it.
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
+
 /// Common name and organization of the cluster admin (bound to cluster-admin by RBAC's
 /// default `cluster-admin` ClusterRoleBinding on group `system:masters`).
 pub const ADMIN_USER: &str = "system:admin";
@@ -242,6 +246,19 @@ impl Pki {
                 }
             })?;
         mint_leaf(&LeafSpec::client(common_name, organizations), &issuer)
+    }
+}
+
+impl Pki {
+    /// The TLS client config the API server uses towards kubelets: a fresh
+    /// certificate for [`KUBELET_CLIENT_USER`] (group `system:masters`)
+    /// minted by the CA, kept in memory only.
+    pub fn kubelet_client_config(&self) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+        let (cert, key) = self.mint_client_cert(KUBELET_CLIENT_USER, &[ADMIN_GROUP])?;
+        crate::connect::kubelet_client_config(&cert, &key).map_err(|reason| PkiError::InvalidPem {
+            what: "kubelet client certificate",
+            reason,
+        })
     }
 }
 
