@@ -8,6 +8,16 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/skiff/target}
 need=()
 command -v curl >/dev/null || need+=(curl)
 command -v python3 >/dev/null || need+=(python3 python3-pip)
+# The node agent's runtime (containerd, runc, CNI plugins), the CRI protocol
+# compiler, and busybox-static for the test images.
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v nft >/dev/null || need+=(nftables)
+command -v ip >/dev/null || need+=(iproute2)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
@@ -18,6 +28,9 @@ fi
 if ! python3 -c 'import kubernetes' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check kubernetes
 fi
+
+# The test images the node tests import (built from local parts).
+scripts/images.sh
 
 # Formatting and lints are part of passing.
 cargo fmt --all -- --check

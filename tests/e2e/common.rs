@@ -24,6 +24,9 @@ pub struct Server {
     pub port: u16,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// A server with its node agent runs inside a network namespace of its
+    /// own (with no route out); kubectl and curl run in it too.
+    netns: Option<Netns>,
 }
 
 impl Server {
@@ -38,9 +41,65 @@ impl Server {
             port: free_port(),
             child: None,
             extra_args: args.iter().map(|s| s.to_string()).collect(),
+            netns: None,
         };
         s.launch();
         s
+    }
+
+    /// A server with its node agent (real containerd, CNI, containers) in a
+    /// fresh network namespace, with the test images ready for import.
+    pub fn start_node(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let images = dir.path().join("agent/images");
+        std::fs::create_dir_all(&images).expect("images dir");
+        for name in ["pause", "busybox", "demo"] {
+            let src = test_images_dir().join(format!("{name}.tar"));
+            assert!(
+                src.exists(),
+                "{} is missing: run `make images` first",
+                src.display()
+            );
+            std::fs::copy(&src, images.join(format!("{name}.tar"))).expect("copy image");
+        }
+        let mut s = Server {
+            dir,
+            port: free_port(),
+            child: None,
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            netns: Some(Netns::new("node")),
+        };
+        s.launch();
+        s
+    }
+
+    pub fn netns(&self) -> Option<&str> {
+        self.netns.as_ref().map(|n| n.name.as_str())
+    }
+
+    /// A command run inside the server's network namespace (or as is).
+    pub fn in_netns(&self, program: &str) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, program]);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// `ctr` against the node's own containerd, in the CRI namespace.
+    pub fn ctr(&self, args: &[&str]) -> String {
+        let socket = self.dir.path().join("agent/containerd/containerd.sock");
+        let out = Command::new("ctr")
+            .arg("-a")
+            .arg(&socket)
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .expect("run ctr");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -57,8 +116,23 @@ impl Server {
             .append(true)
             .open(self.dir.path().join("server.log"))
             .expect("log file");
-        let child = Command::new(skiff_bin())
-            .args(["server", "--disable-agent", "--bind-address", "127.0.0.1"])
+        let mut cmd = match &self.netns {
+            // nsenter, not `ip netns exec`: the latter remounts /sys and
+            // would hide the cgroup hierarchies from containerd.
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net=/var/run/netns/{}", ns.name))
+                    .arg(skiff_bin())
+                    .args(["server", "--bind-address", "127.0.0.1"]);
+                c
+            }
+            None => {
+                let mut c = Command::new(skiff_bin());
+                c.args(["server", "--disable-agent", "--bind-address", "127.0.0.1"]);
+                c
+            }
+        };
+        let child = cmd
             .arg("--https-listen-port")
             .arg(self.port.to_string())
             .arg("--data-dir")
@@ -126,7 +200,7 @@ impl Server {
     }
 
     pub fn kubectl_cmd(&self) -> Command {
-        let mut c = Command::new("kubectl");
+        let mut c = self.in_netns("kubectl");
         c.env("KUBECONFIG", self.kubeconfig())
             .env("HOME", self.dir.path())
             .arg("--cache-dir")
@@ -209,7 +283,8 @@ impl Server {
         let tls = self.dir.path().join("server/tls");
         let body_file = self.dir.path().join(format!("curl-body-{}", rand_suffix()));
         std::fs::write(&body_file, body).expect("write body");
-        let out = Command::new("curl")
+        let out = self
+            .in_netns("curl")
             .args(["-sS", "-o", "-", "-w", "\n%{http_code}", "-X", method])
             .arg("--cacert")
             .arg(tls.join("server-ca.crt"))
@@ -231,7 +306,8 @@ impl Server {
 
     /// An anonymous HTTPS GET (no client certificate).
     pub fn curl_anonymous(&self, path: &str) -> (u16, String) {
-        let out = Command::new("curl")
+        let out = self
+            .in_netns("curl")
             .args(["-sk", "-o", "-", "-w", "\n%{http_code}"])
             .arg(format!("https://127.0.0.1:{}{}", self.port, path))
             .output()
@@ -245,7 +321,61 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         kill(self.child.take());
+        if let Some(ns) = &self.netns {
+            // Every pod, containerd and its shims, and their mounts go
+            // before the namespace does.
+            let _ = Command::new("nsenter")
+                .arg(format!("--net=/var/run/netns/{}", ns.name))
+                .arg(skiff_bin())
+                .arg("killall")
+                .arg("--data-dir")
+                .arg(self.dir.path())
+                .status();
+        }
     }
+}
+
+/// A network namespace with only `lo`: nothing in it reaches outside.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(prefix: &str) -> Netns {
+        let name = format!(
+            "skiff-{prefix}-{}-{}",
+            std::process::id(),
+            rand_suffix() & 0xffff
+        );
+        let ok = Command::new("ip").args(["netns", "add", &name]).status();
+        assert!(
+            ok.is_ok_and(|s| s.success()),
+            "ip netns add {name} (root needed)"
+        );
+        let _ = Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status();
+        Netns { name }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Where `make images` put the test images.
+pub fn test_images_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("SKIFF_IMAGES_DIR") {
+        return PathBuf::from(d);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/skiff/target"));
+    target.join("images")
 }
 
 fn rand_suffix() -> u64 {

@@ -47,3 +47,37 @@ pub fn identity() -> String {
         .unwrap_or_else(|_| "skiff".to_string());
     format!("{host}_{}", uuid::Uuid::new_v4())
 }
+
+/// The PEM of the CA the kubeconfig at `path` trusts for its current
+/// cluster (inline data or a file).
+pub fn ca_pem_from_kubeconfig(path: &Path) -> anyhow::Result<String> {
+    use base64::Engine;
+    let kubeconfig = kube::config::Kubeconfig::read_from(path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let context = kubeconfig.current_context.clone().unwrap_or_default();
+    let cluster_name = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .unwrap_or_default();
+    let cluster = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster_name)
+        .or_else(|| kubeconfig.clusters.first())
+        .and_then(|c| c.cluster.as_ref())
+        .context("the kubeconfig names no cluster")?;
+    if let Some(data) = &cluster.certificate_authority_data {
+        let pem = base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .context("decoding certificate-authority-data")?;
+        return String::from_utf8(pem).context("certificate-authority-data is not PEM");
+    }
+    let file = cluster
+        .certificate_authority
+        .as_ref()
+        .context("the kubeconfig's cluster has no certificate authority")?;
+    std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+}

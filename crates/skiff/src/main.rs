@@ -20,7 +20,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the control plane (API server with its store) on this machine.
-    Server(cli::server::ServerArgs),
+    Server(Box<cli::server::ServerArgs>),
+    /// Run the node agent alone (kubelet with its own containerd) against a cluster.
+    Agent(cli::agent::AgentArgs),
+    /// Import and list images in the node's containerd.
+    Images(cli::images::ImagesArgs),
+    /// Stop every pod and the containerd of this machine's agent, and unmount what they left (like k3s-killall.sh).
+    Killall(cli::agent::KillallArgs),
     /// Register hollow nodes (like kubemark/KWOK) for scale tests: Node objects with leases whose pods are marked Running without containers.
     HollowNodes(cli::hollow_nodes::HollowNodesArgs),
     /// Run the scheduler alone against a cluster (`skiff server` runs it in-process).
@@ -42,7 +48,10 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Server(args) => runtime.block_on(cli::server::run(args)),
+        Command::Server(args) => runtime.block_on(cli::server::run(*args)),
+        Command::Agent(args) => runtime.block_on(cli::agent::run(args)),
+        Command::Images(args) => runtime.block_on(cli::images::run(args)),
+        Command::Killall(args) => runtime.block_on(cli::agent::killall(args)),
         Command::HollowNodes(args) => runtime.block_on(cli::hollow_nodes::run(args)),
         Command::Scheduler(args) => runtime.block_on(cli::scheduler::run(args)),
         Command::ControllerManager(args) => runtime.block_on(cli::controller_manager::run(args)),

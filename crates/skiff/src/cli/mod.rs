@@ -1,7 +1,9 @@
 //! Subcommands: flags (clap) and the wiring of components for each.
 
+pub mod agent;
 pub mod controller_manager;
 pub mod hollow_nodes;
+pub mod images;
 pub mod scheduler;
 pub mod server;
 

@@ -113,6 +113,9 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub controllers: ControllerArgs,
+
+    #[command(flatten)]
+    pub node: super::agent::NodeArgs,
 }
 
 /// The controller manager's flags (kube-controller-manager's names), shared
@@ -321,12 +324,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         node_port_range,
         event_ttl: Duration::from_secs(args.event_ttl.max(1)),
         compaction_interval: Duration::from_secs(args.compaction_interval.max(1)),
+        // Kubelets (logs, exec, attach, port-forward) are reached with a
+        // client certificate of the API server's own.
+        kubelet_client: Some(pki.kubelet_client_config()?),
     };
-    if !args.disable_agent {
-        tracing::warn!(
-            "the node agent is not part of this build yet; running the control plane only"
-        );
-    }
+    // The agent of a server is a control-plane node; its kubelet endpoint
+    // accepts the API server's client certificate, signed by the cluster CA.
+    let agent_config = if args.disable_agent {
+        None
+    } else {
+        Some(args.node.config(&data_dir, true, pki.ca_cert_pem.clone())?)
+    };
 
     // A signal stops the components first (they release their leases
     // through the API), then the API server.
@@ -347,7 +355,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // The scheduler and the controllers are clients of the API like any
     // other; they start once it serves and use the admin credentials.
     let mut components = tokio::task::JoinSet::new();
-    if !stop.is_cancelled() && (!args.disable_scheduler || !args.disable_controller_manager) {
+    if !stop.is_cancelled()
+        && (!args.disable_scheduler || !args.disable_controller_manager || agent_config.is_some())
+    {
         let client = client::from_kubeconfig(&kubeconfig_path).await?;
         if !args.disable_scheduler {
             let (client, stop) = (client.clone(), stop.clone());
@@ -363,6 +373,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             components.spawn(async move {
                 if let Err(e) = controllers::run(client, controller_config, stop).await {
                     tracing::error!(error = %e, "controller manager stopped");
+                }
+            });
+        }
+        if let Some(config) = agent_config {
+            let (client, stop) = (client.clone(), stop.clone());
+            components.spawn(async move {
+                if let Err(e) = kubelet::run(client, config, stop).await {
+                    tracing::error!(error = format!("{e:#}"), "node agent stopped");
                 }
             });
         }

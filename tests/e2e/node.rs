@@ -1,0 +1,507 @@
+//! The node agent end to end: `skiff server` with its agent (real
+//! containerd, runc, CNI) inside a network namespace of its own, driven with
+//! the real kubectl. Needs root and the runtime packages (`make test`
+//! installs them) and the test images (`make images`).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{eventually, Server};
+
+const BUSYBOX: &str = "localhost/busybox:1.35";
+const DEMO: &str = "localhost/skiff-demo:0.1";
+
+fn jsonpath(s: &Server, what: &str, path: &str) -> String {
+    let out = s.kubectl(&["get", what, "-o", &format!("jsonpath={path}")]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_running(s: &Server, pod: &str) {
+    eventually(Duration::from_secs(90), || {
+        (jsonpath(s, &format!("pod/{pod}"), "{.status.phase}") == "Running").then_some(())
+    });
+}
+
+fn wait_ready(s: &Server, pod: &str, ready: &str) {
+    eventually(Duration::from_secs(90), || {
+        (jsonpath(
+            s,
+            &format!("pod/{pod}"),
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == ready)
+            .then_some(())
+    });
+}
+
+fn node_ready(s: &Server) {
+    eventually(Duration::from_secs(60), || {
+        let out = s.kubectl(&[
+            "get",
+            "nodes",
+            "-o",
+            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
+        ]);
+        (String::from_utf8_lossy(&out.stdout) == "True").then_some(())
+    });
+}
+
+#[test]
+fn node_registers_and_runs_pods_with_logs_exec_and_port_forward() {
+    let s = Server::start_node(&["--node-label", "tier=edge"]);
+    node_ready(&s);
+    let node = s.ok(&["get", "nodes", "-o", "json"]);
+    let node: serde_json::Value = serde_json::from_str(&node).unwrap();
+    let n = &node["items"][0];
+    let labels = &n["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert_eq!(labels["tier"], "edge");
+    assert_eq!(labels["node-role.kubernetes.io/control-plane"], "true");
+    assert_eq!(n["status"]["capacity"]["pods"], "110");
+    assert!(n["status"]["nodeInfo"]["containerRuntimeVersion"]
+        .as_str()
+        .unwrap()
+        .starts_with("containerd://"));
+    let lease = s.ok(&["get", "lease", "-n", "kube-node-lease", "-o", "name"]);
+    assert!(lease.contains("lease"), "{lease}");
+
+    // A configMap and a secret, as env and as files; init containers in
+    // order; two containers talking over localhost.
+    s.ok(&[
+        "create",
+        "configmap",
+        "cfg",
+        "--from-literal=greeting=hello-cm",
+    ]);
+    s.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "sec",
+        "--from-literal=password=s3cret",
+    ]);
+    s.apply_stdin(
+        &["apply"],
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  terminationGracePeriodSeconds: 2
+  volumes:
+  - {{name: work, emptyDir: {{}}}}
+  - {{name: cfg, configMap: {{name: cfg}}}}
+  - {{name: sec, secret: {{secretName: sec}}}}
+  initContainers:
+  - {{name: init-one, image: {BUSYBOX}, command: [sh, -c, "echo one >> /work/order"], volumeMounts: [{{name: work, mountPath: /work}}]}}
+  - {{name: init-two, image: {BUSYBOX}, command: [sh, -c, "echo two >> /work/order"], volumeMounts: [{{name: work, mountPath: /work}}]}}
+  containers:
+  - name: app
+    image: {DEMO}
+    ports: [{{containerPort: 8080}}]
+  - name: client
+    image: {BUSYBOX}
+    env:
+    - {{name: GREETING, valueFrom: {{configMapKeyRef: {{name: cfg, key: greeting}}}}}}
+    - {{name: PASSWORD, valueFrom: {{secretKeyRef: {{name: sec, key: password}}}}}}
+    - {{name: MY_POD, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
+    command: [sh, -c]
+    args:
+    - |
+      cat /work/order
+      echo "env $GREETING $PASSWORD $MY_POD"
+      echo "files $(cat /etc/cfg/greeting) $(cat /etc/sec/password)"
+      i=0
+      while true; do
+        i=$((i+1))
+        echo "tick $i $(wget -qO- http://127.0.0.1:8080/)"
+        sleep 0.5
+      done
+    volumeMounts:
+    - {{name: work, mountPath: /work}}
+    - {{name: cfg, mountPath: /etc/cfg}}
+    - {{name: sec, mountPath: /etc/sec}}
+"#
+        ),
+    );
+    wait_running(&s, "web");
+    wait_ready(&s, "web", "True");
+    let pod_ip = jsonpath(&s, "pod/web", "{.status.podIP}");
+    assert!(pod_ip.starts_with("10.42."), "pod IP {pod_ip}");
+    let logs = eventually(Duration::from_secs(30), || {
+        let l = s.ok(&["logs", "web", "-c", "client"]);
+        l.contains("tick 2").then_some(l)
+    });
+    assert!(logs.starts_with("one\ntwo\n"), "init order: {logs}");
+    assert!(logs.contains("env hello-cm s3cret web"), "{logs}");
+    assert!(logs.contains("files hello-cm s3cret"), "{logs}");
+    assert!(
+        logs.contains("tick 1 hello from web"),
+        "localhost traffic: {logs}"
+    );
+    let init = jsonpath(
+        &s,
+        "pod/web",
+        "{.status.initContainerStatuses[*].state.terminated.reason}",
+    );
+    assert_eq!(init, "Completed Completed");
+
+    // logs -f streams new lines as they come.
+    let mut follow = s
+        .kubectl_cmd()
+        .args(["logs", "-f", "web", "-c", "client", "--tail=1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    let first: u64 = tick(&lines.next().unwrap().unwrap());
+    let later: u64 = tick(&lines.nth(2).unwrap().unwrap());
+    assert!(later >= first + 3, "{first} then {later}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let tail = s.ok(&["logs", "web", "-c", "client", "--tail=2", "--timestamps"]);
+    assert_eq!(tail.lines().count(), 2, "{tail}");
+    assert!(tail.starts_with("20"), "timestamps: {tail}");
+
+    // exec with output and exit codes.
+    let out = s.ok(&[
+        "exec", "-it", "web", "-c", "client", "--", "sh", "-c", "echo hi",
+    ]);
+    assert_eq!(out.trim(), "hi");
+    let out = s.kubectl(&["exec", "web", "-c", "client", "--", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "exit code through exec");
+    let out = s.kubectl_stdin(
+        &["exec", "-i", "web", "-c", "client", "--", "cat"],
+        "piped\n",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
+
+    // port-forward serves the demo app on 127.0.0.1.
+    let port = common::free_port();
+    let mut pf = s
+        .kubectl_cmd()
+        .args(["port-forward", "pod/web", &format!("{port}:8080")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = eventually(Duration::from_secs(20), || {
+        let out = s
+            .in_netns("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "3",
+                &format!("http://127.0.0.1:{port}/"),
+            ])
+            .output()
+            .ok()?;
+        let b = String::from_utf8_lossy(&out.stdout).into_owned();
+        b.contains("hello").then_some(b)
+    });
+    assert!(body.contains("hello from web"), "{body}");
+    let _ = pf.kill();
+    let _ = pf.wait();
+
+    // Deleting the pod leaves nothing behind.
+    let sandbox = s.ctr(&["containers", "ls", "-q"]);
+    assert!(!sandbox.trim().is_empty());
+    s.ok(&["delete", "pod", "web", "--wait=true", "--timeout=60s"]);
+    eventually(Duration::from_secs(30), || {
+        s.ctr(&["containers", "ls", "-q"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    });
+    let ipam = s.data_dir().join("agent/cni/ipam/skiff");
+    let leases: Vec<_> = std::fs::read_dir(&ipam)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("10."))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leases.is_empty(), "IP leases left: {leases:?}");
+    let pods_dir = s.data_dir().join("agent/pods");
+    eventually(Duration::from_secs(10), || {
+        (std::fs::read_dir(&pods_dir).map(|d| d.count()).unwrap_or(0) == 0).then_some(())
+    });
+}
+
+fn tick(line: &str) -> u64 {
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a tick line: {line}"))
+}
+
+#[test]
+fn probes_restarts_and_oom() {
+    let s = Server::start_node(&[]);
+    node_ready(&s);
+    s.apply_stdin(
+        &["apply"],
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: live}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sh, -c, "touch /tmp/healthy; sleep 4; rm /tmp/healthy; sleep 600"]
+    livenessProbe:
+      exec: {{command: [cat, /tmp/healthy]}}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: ready}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: {DEMO}
+    readinessProbe:
+      httpGet: {{path: /healthz, port: 8080}}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hog}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hog
+    image: {BUSYBOX}
+    command: [tail, /dev/zero]
+    resources:
+      limits: {{memory: 20Mi}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: victim}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {{name: c, image: {BUSYBOX}, command: [sleep, "3600"]}}
+"#
+        ),
+    );
+    // A failing liveness probe restarts the container.
+    eventually(Duration::from_secs(60), || {
+        let n: i64 = jsonpath(
+            &s,
+            "pod/live",
+            "{.status.containerStatuses[0].restartCount}",
+        )
+        .parse()
+        .unwrap_or(0);
+        (n >= 1).then_some(())
+    });
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=live",
+    ]);
+    assert!(events.contains("Unhealthy"), "{events}");
+    assert!(
+        events.contains("failed liveness probe, will be restarted"),
+        "{events}"
+    );
+
+    // Readiness follows the probe: switched off from outside, then on.
+    wait_ready(&s, "ready", "True");
+    let ip = jsonpath(&s, "pod/ready", "{.status.podIP}");
+    let flip = |what: &str| {
+        s.in_netns("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "3",
+                &format!("http://{ip}:8080/healthz/{what}"),
+            ])
+            .output()
+            .unwrap();
+    };
+    flip("fail");
+    wait_ready(&s, "ready", "False");
+    flip("ok");
+    wait_ready(&s, "ready", "True");
+
+    // Over its memory limit: OOMKilled.
+    let reason = eventually(Duration::from_secs(60), || {
+        let r = jsonpath(
+            &s,
+            "pod/hog",
+            "{.status.containerStatuses[0].state.terminated.reason}",
+        );
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(reason, "OOMKilled");
+    assert_eq!(jsonpath(&s, "pod/hog", "{.status.phase}"), "Failed");
+
+    // A container killed from outside is noticed and restarted.
+    wait_running(&s, "victim");
+    let id = jsonpath(
+        &s,
+        "pod/victim",
+        "{.status.containerStatuses[0].containerID}",
+    );
+    let id = id.trim_start_matches("containerd://");
+    let tasks = s.ctr(&["tasks", "ls"]);
+    let pid = tasks
+        .lines()
+        .find(|l| l.starts_with(id))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("no task for {id}: {tasks}"))
+        .to_string();
+    std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    eventually(Duration::from_secs(20), || {
+        let n = jsonpath(
+            &s,
+            "pod/victim",
+            "{.status.containerStatuses[0].restartCount}",
+        );
+        let running = jsonpath(
+            &s,
+            "pod/victim",
+            "{.status.containerStatuses[0].state.running}",
+        );
+        (n == "1" && !running.is_empty()).then_some(())
+    });
+    let last = jsonpath(
+        &s,
+        "pod/victim",
+        "{.status.containerStatuses[0].lastState.terminated.exitCode}",
+    );
+    assert_eq!(last, "137");
+}
+
+#[test]
+fn bad_input_shows_waiting_reasons_and_spares_other_pods() {
+    let s = Server::start_node(&[]);
+    node_ready(&s);
+    s.apply_stdin(
+        &["apply"],
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: noimage}}
+spec:
+  containers: [{{name: c, image: "localhost/does-not-exist:1.0"}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: nocm}}
+spec:
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    command: [sleep, "3600"]
+    env: [{{name: X, valueFrom: {{configMapKeyRef: {{name: missing, key: k}}}}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: badcmd}}
+spec:
+  containers: [{{name: c, image: {BUSYBOX}, command: ["/no/such/binary"]}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: fine}}
+spec:
+  containers: [{{name: c, image: {BUSYBOX}, command: [sleep, "3600"]}}]
+"#
+        ),
+    );
+    let reason = |pod: &str| {
+        jsonpath(
+            &s,
+            &format!("pod/{pod}"),
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        )
+    };
+    eventually(Duration::from_secs(60), || {
+        matches!(
+            reason("noimage").as_str(),
+            "ErrImagePull" | "ImagePullBackOff"
+        )
+        .then_some(())
+    });
+    eventually(Duration::from_secs(60), || {
+        (reason("nocm") == "CreateContainerConfigError").then_some(())
+    });
+    let message = jsonpath(
+        &s,
+        "pod/nocm",
+        "{.status.containerStatuses[0].state.waiting.message}",
+    );
+    assert_eq!(message, "configmap \"missing\" not found");
+    eventually(Duration::from_secs(60), || {
+        matches!(
+            reason("badcmd").as_str(),
+            "RunContainerError" | "CrashLoopBackOff"
+        )
+        .then_some(())
+    });
+    wait_running(&s, "fine");
+    let events = s.ok(&["get", "events"]);
+    assert!(events.contains("Failed"), "{events}");
+    // A configMap that appears later is picked up.
+    s.ok(&["create", "configmap", "missing", "--from-literal=k=v"]);
+    wait_running(&s, "nocm");
+}
+
+#[test]
+fn agent_restart_keeps_containers_running() {
+    let mut s = Server::start_node(&[]);
+    node_ready(&s);
+    s.apply_stdin(
+        &["apply"],
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: steady}}
+spec:
+  containers: [{{name: c, image: {BUSYBOX}, command: [sleep, "3600"]}}]
+"#
+        ),
+    );
+    wait_running(&s, "steady");
+    let before = jsonpath(
+        &s,
+        "pod/steady",
+        "{.status.containerStatuses[0].containerID}",
+    );
+    s.restart();
+    node_ready(&s);
+    std::thread::sleep(Duration::from_secs(3));
+    wait_running(&s, "steady");
+    let after = jsonpath(
+        &s,
+        "pod/steady",
+        "{.status.containerStatuses[0].containerID}",
+    );
+    assert_eq!(before, after, "the container survived the restart");
+    assert_eq!(
+        jsonpath(
+            &s,
+            "pod/steady",
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
+    );
+}
