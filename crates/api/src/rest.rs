@@ -582,11 +582,12 @@ impl Rest {
                     object::name(&new)
                 )));
             }
-            let pinned = meta_str(&new, "resourceVersion")
-                .filter(|s| !s.is_empty())
-                .map(str::to_string);
-            if let Some(rv) = &pinned {
-                if *rv != kv.mod_revision.to_string() {
+            // A resourceVersion in the result (sent by the client, or kept
+            // from the object a patch applied to) must be the current one.
+            // After a lost race the next round reads afresh: a patch that did
+            // not pin a version then applies again, a pinned one conflicts.
+            if let Some(rv) = meta_str(&new, "resourceVersion").filter(|s| !s.is_empty()) {
+                if rv != kv.mod_revision.to_string() {
                     return Err(conflict(scope, name));
                 }
             }
@@ -675,8 +676,7 @@ impl Rest {
                     }
                     return Ok(o);
                 }
-                Err(store::Error::Conflict { .. }) if pinned.is_none() => continue,
-                Err(store::Error::Conflict { .. }) => return Err(conflict(scope, name)),
+                Err(store::Error::Conflict { .. }) => continue,
                 Err(store::Error::NotFound { .. }) => return Err(scope.not_found(name)),
                 Err(e) => return Err(e.into()),
             }
