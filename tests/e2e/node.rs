@@ -205,6 +205,29 @@ spec:
     let _ = pf.kill();
     let _ = pf.wait();
 
+    // Stats from the runtime, through the API server's nodes/proxy.
+    let node = jsonpath(&s, "pod/web", "{.spec.nodeName}");
+    let summary = eventually(Duration::from_secs(30), || {
+        let v = s.raw_json(&format!("/api/v1/nodes/{node}/proxy/stats/summary"));
+        let pods = v["pods"].as_array()?.clone();
+        let web = pods.into_iter().find(|p| p["podRef"]["name"] == "web")?;
+        (web["containers"].as_array()?.len() == 2).then_some((v, web))
+    });
+    assert_eq!(summary.0["node"]["nodeName"], node.as_str());
+    assert!(
+        summary.1["memory"]["workingSetBytes"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        summary.1
+    );
+    assert!(
+        summary.1["cpu"]["usageCoreNanoSeconds"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{}",
+        summary.1
+    );
+
     // Deleting the pod leaves nothing behind.
     let sandbox = s.ctr(&["containers", "ls", "-q"]);
     assert!(!sandbox.trim().is_empty());

@@ -28,17 +28,28 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a kubelet's error body is kept.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// One of the connect subresources of a pod.
+/// One of the connect subresources of a pod, or `nodes/proxy`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     pub namespace: String,
+    /// The pod's name; for `nodes/proxy`, the node's.
     pub pod: String,
     pub subresource: &'static str,
+    /// For `nodes/proxy`: the kubelet path after `proxy/`.
+    pub path: String,
 }
 
 /// Recognizes `/api/v1/namespaces/{ns}/pods/{name}/{log|exec|attach|portforward}`.
 pub fn target(method: &Method, path: &str) -> Option<Target> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["api", "v1", "nodes", node, "proxy", rest @ ..] = segs.as_slice() {
+        return (!node.is_empty()).then(|| Target {
+            namespace: String::new(),
+            pod: node.to_string(),
+            subresource: "proxy",
+            path: rest.join("/"),
+        });
+    }
     let ["api", "v1", "namespaces", ns, "pods", pod, sub] = segs.as_slice() else {
         return None;
     };
@@ -56,6 +67,7 @@ pub fn target(method: &Method, path: &str) -> Option<Target> {
         namespace: ns.to_string(),
         pod: pod.to_string(),
         subresource,
+        path: String::new(),
     })
 }
 
@@ -370,14 +382,26 @@ fn forwarded(name: &HeaderName, upgrade: bool) -> bool {
 
 async fn proxy(st: &Arc<AppState>, t: &Target, mut req: Request) -> Result<Response, ApiError> {
     let q = query_pairs(&req)?;
-    let pod = get(st, "pods", Some(&t.namespace), &t.pod).await?;
-    let Some(path) = location(t, &pod, &q)? else {
-        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response());
+    let (path, node_name) = if t.subresource == "proxy" {
+        let query = req
+            .uri()
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        (format!("/{}{query}", t.path), t.pod.clone())
+    } else {
+        let pod = get(st, "pods", Some(&t.namespace), &t.pod).await?;
+        let Some(path) = location(t, &pod, &q)? else {
+            return Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "").into_response());
+        };
+        let node_name = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        (path, node_name)
     };
-    let node_name = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let node_name = node_name.as_str();
     let node = get(st, "nodes", None, node_name).await?;
     let (host, port) = kubelet_address(&node).ok_or_else(|| {
         ApiError::BadRequest(format!(
@@ -468,10 +492,17 @@ async fn proxy(st: &Arc<AppState>, t: &Target, mut req: Request) -> Result<Respo
         let text = String::from_utf8_lossy(&read_limited(resp.into_body()).await).into_owned();
         return Err(response_error(status, text, &t.pod));
     }
-    // Logs: streamed through as they come.
+    // Logs (and node proxy answers): streamed through as they come.
+    let content_type = if t.subresource == "proxy" {
+        resp.headers().get(header::CONTENT_TYPE).cloned()
+    } else {
+        None
+    };
     let mut r = Response::new(Body::new(resp.into_body()));
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        content_type.unwrap_or_else(|| HeaderValue::from_static("text/plain")),
+    );
     Ok(r)
 }
 
@@ -597,6 +628,7 @@ mod tests {
             namespace: "default".into(),
             pod: "web".into(),
             subresource: sub,
+            path: String::new(),
         }
     }
 

@@ -322,6 +322,14 @@ const POD_EXTRA: &[Subresource] = &[
     },
 ];
 const SCALE_ONLY: &[Subresource] = &[SCALE];
+/// `nodes/proxy`: requests passed to the node's kubelet (e.g. `stats/summary`).
+const NODE_EXTRA: &[Subresource] = &[Subresource {
+    name: "proxy",
+    group: "",
+    version: "v1",
+    kind: "NodeProxyOptions",
+    verbs: &["create", "delete", "get", "patch", "update"],
+}];
 
 /// Every built-in kind a kubectl user touches, as kube-apiserver 1.33 serves it.
 fn builtin_defs() -> Vec<Def> {
@@ -355,7 +363,8 @@ fn builtin_defs() -> Vec<Def> {
             ]),
         def("", "v1", "nodes", "Node", false)
             .short(&["no"])
-            .status(),
+            .status()
+            .extra(NODE_EXTRA),
         def("", "v1", "configmaps", "ConfigMap", true).short(&["cm"]),
         def("", "v1", "secrets", "Secret", true),
         def("", "v1", "serviceaccounts", "ServiceAccount", true).short(&["sa"]),
