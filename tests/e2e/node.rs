@@ -528,3 +528,118 @@ spec:
         "0"
     );
 }
+
+/// Debian's docker-registry on 127.0.0.1 inside the node's namespace, as
+/// the mirror of docker.io: an unmodified `image: nginx:1.25` manifest runs
+/// from it.
+#[test]
+fn images_pull_through_a_registry_mirror() {
+    let conf = tempfile::tempdir().unwrap();
+    let registries = conf.path().join("registries.yaml");
+    std::fs::write(
+        &registries,
+        "mirrors:\n  docker.io:\n    endpoint:\n      - \"http://127.0.0.1:5000\"\n",
+    )
+    .unwrap();
+    let registry_config = conf.path().join("registry.yml");
+    std::fs::write(
+        &registry_config,
+        format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:5000\n",
+            conf.path().join("blobs").display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_node(&["--private-registry", registries.to_str().unwrap()]);
+    let mut registry = s
+        .in_netns("docker-registry")
+        .arg("serve")
+        .arg(&registry_config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry (Debian package docker-registry)");
+    node_ready(&s);
+    // Publish the demo image as docker.io/library/nginx:1.25 in the registry.
+    let socket = s.data_dir().join("agent/containerd/containerd.sock");
+    let ctr = |args: &[&str]| {
+        let out = s
+            .in_netns("ctr")
+            .arg("-a")
+            .arg(&socket)
+            .args(["-n", "k8s.io"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ctr {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    eventually(Duration::from_secs(20), || {
+        s.in_netns("curl")
+            .args(["-sf", "-o", "/dev/null", "http://127.0.0.1:5000/v2/"])
+            .status()
+            .ok()?
+            .success()
+            .then_some(())
+    });
+    ctr(&["images", "tag", DEMO, "127.0.0.1:5000/library/nginx:1.25"]);
+    ctr(&[
+        "images",
+        "push",
+        "--plain-http",
+        "127.0.0.1:5000/library/nginx:1.25",
+    ]);
+    s.apply_stdin(
+        &["apply"],
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: nginx}
+spec:
+  containers: [{name: nginx, image: "nginx:1.25", imagePullPolicy: Always}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: missing}
+spec:
+  containers: [{name: c, image: "nginx:0.0-missing"}]
+"#,
+    );
+    wait_running(&s, "nginx");
+    let image_id = jsonpath(&s, "pod/nginx", "{.status.containerStatuses[0].imageID}");
+    assert!(image_id.contains("sha256:"), "{image_id}");
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=nginx",
+    ]);
+    assert!(
+        events.contains("Successfully pulled image \"nginx:1.25\""),
+        "{events}"
+    );
+    // A tag the mirror doesn't have: ErrImagePull, then ImagePullBackOff.
+    eventually(Duration::from_secs(60), || {
+        let r = jsonpath(
+            &s,
+            "pod/missing",
+            "{.status.containerStatuses[0].state.waiting.reason}",
+        );
+        (r == "ImagePullBackOff").then_some(())
+    });
+    let events = s.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=missing",
+    ]);
+    assert!(
+        events.contains("Failed to pull image \"nginx:0.0-missing\""),
+        "{events}"
+    );
+    let _ = registry.kill();
+    let _ = registry.wait();
+}
