@@ -335,6 +335,20 @@ impl Collector {
         if node.owners.is_empty() {
             return Ok(None);
         }
+        // Decide on the object as it is now, not as the graph last saw it:
+        // its owner references may have just been removed (an owner deleted
+        // with `orphan`), and then nothing may delete it (as upstream's
+        // attemptToDeleteItem reads the latest object).
+        let mut node = node;
+        match self.api(&node).get_opt(&node.name).await? {
+            Some(live) if live.uid().as_deref() == Some(uid) => {
+                node.owners = live.owner_references().to_vec();
+                if node.owners.is_empty() {
+                    return Ok(None);
+                }
+            }
+            _ => return Ok(None),
+        }
         let mut states = Vec::new();
         for r in &node.owners {
             states.push((r.uid.clone(), self.owner_state(&node, r).await?));
