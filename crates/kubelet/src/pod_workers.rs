@@ -327,7 +327,7 @@ impl Kubelet {
                             "CrashLoopBackOff".into(),
                             format!(
                                 "back-off {} restarting failed container={} pod={}",
-                                go_duration(delay),
+                                crate::images::go_duration(delay),
                                 c.name,
                                 full_name(pod)
                             ),
@@ -755,6 +755,7 @@ impl Kubelet {
             terminating,
         };
         let mut new = status::pod_status(&inputs);
+        termination_messages(pod, view, &mut new);
         // Keep the address a pod had while it is torn down.
         if new.pod_ip.is_none() {
             if let Some(old) = pod.status.as_ref() {
@@ -812,12 +813,82 @@ impl Kubelet {
     }
 }
 
-/// Durations as Go prints them in back-off messages (`10s`, `1m20s`, `5m0s`).
-pub fn go_duration(d: Duration) -> String {
-    let s = d.as_secs();
-    if s < 60 {
-        format!("{s}s")
-    } else {
-        format!("{}m{}s", s / 60, s % 60)
+/// Fills `terminated.message` of dead containers from their termination
+/// log (or log tail with FallbackToLogsOnError), as the kubelet does when it
+/// reads a container's status.
+fn termination_messages(
+    pod: &Pod,
+    view: &PodRuntime,
+    status: &mut k8s_openapi::api::core::v1::PodStatus,
+) {
+    let spec = pod.spec.clone().unwrap_or_default();
+    for statuses in [
+        status.container_statuses.as_mut(),
+        status.init_container_statuses.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for cs in statuses.iter_mut() {
+            let Some(c) = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|c| c.name == cs.name)
+            else {
+                continue;
+            };
+            for state in [cs.state.as_mut(), cs.last_state.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                let Some(t) = state.terminated.as_mut() else {
+                    continue;
+                };
+                if t.message.is_some() {
+                    continue;
+                }
+                let id = t
+                    .container_id
+                    .as_deref()
+                    .unwrap_or_default()
+                    .trim_start_matches("containerd://");
+                let Some(rc) = view.all_containers().find(|rc| rc.id == id) else {
+                    continue;
+                };
+                let Some(cri) = rc.status.as_ref() else {
+                    continue;
+                };
+                let log = cri.log_path.clone();
+                let message =
+                    crate::volumes::termination_message(c, &cri.mounts, t.exit_code, || {
+                        log_tail(&log)
+                    });
+                if !message.is_empty() {
+                    t.message = Some(message);
+                }
+            }
+        }
     }
+}
+
+/// The decoded last lines of a CRI log file.
+fn log_tail(path: &str) -> String {
+    let Ok(data) = std::fs::read(path) else {
+        return String::new();
+    };
+    let start = data.len().saturating_sub(16 * 1024);
+    let mut out = Vec::new();
+    for line in data[start..]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        if let Ok(l) = crate::logs::parse_line(line) {
+            out.extend_from_slice(l.content);
+            if !l.partial {
+                out.push(b'\n');
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
