@@ -25,6 +25,7 @@ const NODE_STATUS_PERIOD: Duration = Duration::from_secs(10);
 /// Status is written at least this often even when nothing changed.
 const NODE_STATUS_REPORT: Duration = Duration::from_secs(60);
 const LEASE_RENEW: Duration = Duration::from_secs(10);
+const LOG_ROTATE_PERIOD: Duration = Duration::from_secs(10);
 
 type Workers = Arc<Mutex<HashMap<String, Arc<Notify>>>>;
 
@@ -167,7 +168,6 @@ pub async fn run(
             }
         });
     }
-    let synced = Arc::new(tokio::sync::Notify::new());
     let synced_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tasks.spawn(pleg(
         kubelet.clone(),
@@ -175,6 +175,7 @@ pub async fn run(
         synced_flag.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(rotate_logs(kubelet.clone(), shutdown.clone()));
     {
         let server_config = crate::server::ServerConfig {
             addr: std::net::SocketAddr::new(
@@ -192,7 +193,6 @@ pub async fn run(
             }
         });
     }
-    let _ = synced;
 
     // The pods bound to this node.
     let api: Api<Pod> = Api::all(client.clone());
@@ -409,6 +409,38 @@ async fn pleg(
             }
         }
         last = now;
+    }
+}
+
+/// The container log manager: running containers' logs are rotated past
+/// `containerLogMaxSize` (10 MiB), keeping `containerLogMaxFiles` (5).
+async fn rotate_logs(k: Arc<Kubelet>, stop: CancellationToken) {
+    const MAX_SIZE: u64 = 10 * 1024 * 1024;
+    const MAX_FILES: usize = 5;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LOG_ROTATE_PERIOD) => {}
+            _ = stop.cancelled() => return,
+        }
+        let running: Vec<(String, String)> = k
+            .observed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .flat_map(|v| v.running())
+            .filter_map(|c| {
+                let path = c.status.as_ref()?.log_path.clone();
+                (!path.is_empty()).then(|| (c.id.clone(), path))
+            })
+            .collect();
+        for (id, path) in running {
+            let path = std::path::PathBuf::from(path);
+            if let Err(e) =
+                crate::logs::rotate_if_needed(&k.rt, &id, &path, MAX_SIZE, MAX_FILES).await
+            {
+                tracing::debug!(container = id, error = %e, "rotating a container log failed");
+            }
+        }
     }
 }
 
