@@ -8,6 +8,7 @@
 pub mod events;
 pub mod labels;
 pub mod leaderelection;
+pub mod tls;
 
 use std::path::Path;
 
