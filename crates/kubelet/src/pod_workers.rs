@@ -39,6 +39,24 @@ pub struct WorkerState {
 
 pub type States = Mutex<HashMap<String, WorkerState>>;
 
+/// Why a container could not start: its waiting reason and message, and
+/// what the `Failed` event says (`Error: <event>`), if one is recorded.
+struct StartError {
+    reason: &'static str,
+    message: String,
+    event: Option<String>,
+}
+
+impl StartError {
+    fn new(reason: &'static str, message: String, event: Option<String>) -> StartError {
+        StartError {
+            reason,
+            message,
+            event,
+        }
+    }
+}
+
 fn grace_of(pod: &Pod) -> Duration {
     let secs = pod
         .metadata
@@ -385,7 +403,7 @@ impl Kubelet {
     }
 
     /// Pulls, creates and starts one container; a failure is recorded as the
-    /// container's waiting reason and an event.
+    /// container's waiting reason and a `Failed` event (`Error: ...`).
     async fn start(
         self: &Arc<Self>,
         pod: &Pod,
@@ -395,49 +413,59 @@ impl Kubelet {
         pod_ip: &str,
     ) -> Result<(), ()> {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let set_waiting = |reason: &str, message: String| {
-            self.with_state(&uid, |s| {
-                s.waiting.insert(c.name.clone(), (reason.into(), message))
-            });
-        };
+        match self
+            .try_start(pod, c, restart_count, sandbox_id, pod_ip)
+            .await
+        {
+            Ok(()) => {
+                self.with_state(&uid, |s| s.waiting.remove(&c.name));
+                Ok(())
+            }
+            Err(StartError {
+                reason,
+                message,
+                event,
+            }) => {
+                if let Some(event) = event {
+                    self.event(pod, EventType::Warning, "Failed", format!("Error: {event}"));
+                }
+                self.with_state(&uid, |s| {
+                    s.waiting
+                        .insert(c.name.clone(), (reason.to_string(), message))
+                });
+                Err(())
+            }
+        }
+    }
+
+    async fn try_start(
+        self: &Arc<Self>,
+        pod: &Pod,
+        c: &Container,
+        restart_count: u32,
+        sandbox_id: &str,
+        pod_ip: &str,
+    ) -> Result<(), StartError> {
         let secrets = self.pull_secrets(pod).await;
-        let image = match self.images.ensure_image(pod, c, &secrets).await {
-            Ok(image) => image,
-            Err(e) => {
-                set_waiting(e.reason, e.message.clone());
-                return Err(());
-            }
-        };
-        let envs = match self.container_env(pod, c, pod_ip).await {
-            Ok(envs) => envs,
-            Err(message) => {
-                self.event(
-                    pod,
-                    EventType::Warning,
-                    "Failed",
-                    format!("Error: {message}"),
-                );
-                set_waiting("CreateContainerConfigError", message);
-                return Err(());
-            }
-        };
+        let image = self
+            .images
+            .ensure_image(pod, c, &secrets)
+            .await
+            .map_err(|e| StartError::new(e.reason, e.message, Some(e.reason.to_string())))?;
+        let config_error =
+            |m: String| StartError::new("CreateContainerConfigError", m.clone(), Some(m));
+        let envs = self
+            .container_env(pod, c, pod_ip)
+            .await
+            .map_err(config_error)?;
         let ips: Vec<String> = (!pod_ip.is_empty())
             .then(|| pod_ip.to_string())
             .into_iter()
             .collect();
-        let mounts = match self.volumes.mounts(pod, c, &ips, &envs) {
-            Ok(m) => m,
-            Err(message) => {
-                self.event(
-                    pod,
-                    EventType::Warning,
-                    "Failed",
-                    format!("Error: {message}"),
-                );
-                set_waiting("CreateContainerConfigError", message);
-                return Err(());
-            }
-        };
+        let mounts = self
+            .volumes
+            .mounts(pod, c, &ips, &envs)
+            .map_err(config_error)?;
         let config = container::config(
             pod,
             c,
@@ -449,63 +477,45 @@ impl Kubelet {
                 node_memory_bytes: self.machine.memory_bytes,
             },
         );
-        let sandbox_config = self.sandbox_config(pod, 0);
-        let created = self
+        let runtime_error = |reason: &'static str| {
+            move |e: tonic::Status| {
+                let m = e.message().to_string();
+                StartError::new(reason, m.clone(), Some(m))
+            }
+        };
+        let id = self
             .rt
             .runtime
             .clone()
             .create_container(api::CreateContainerRequest {
                 pod_sandbox_id: sandbox_id.to_string(),
                 config: Some(config),
-                sandbox_config: Some(sandbox_config),
+                sandbox_config: Some(self.sandbox_config(pod, 0)),
             })
-            .await;
-        let id = match created {
-            Ok(r) => r.into_inner().container_id,
-            Err(e) => {
-                let message = e.message().to_string();
-                self.event(
-                    pod,
-                    EventType::Warning,
-                    "Failed",
-                    format!("Error: {message}"),
-                );
-                set_waiting("CreateContainerError", message);
-                return Err(());
-            }
-        };
+            .await
+            .map_err(runtime_error("CreateContainerError"))?
+            .into_inner()
+            .container_id;
         self.event(
             pod,
             EventType::Normal,
             "Created",
             format!("Created container: {}", c.name),
         );
-        if let Err(e) = self
-            .rt
+        self.rt
             .runtime
             .clone()
             .start_container(api::StartContainerRequest {
                 container_id: id.clone(),
             })
             .await
-        {
-            let message = e.message().to_string();
-            self.event(
-                pod,
-                EventType::Warning,
-                "Failed",
-                format!("Error: {message}"),
-            );
-            set_waiting("RunContainerError", message);
-            return Err(());
-        }
+            .map_err(runtime_error("RunContainerError"))?;
         self.event(
             pod,
             EventType::Normal,
             "Started",
             format!("Started container {}", c.name),
         );
-        self.with_state(&uid, |s| s.waiting.remove(&c.name));
         if let Some(post_start) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
             let grace = grace_of(pod);
             if let Err(e) = container::run_hook(&self.rt, &id, pod_ip, post_start, grace).await {
@@ -516,8 +526,7 @@ impl Kubelet {
                     format!("PostStartHook failed: {e}"),
                 );
                 let _ = container::kill(&self.rt, &id, Some(c), pod_ip, grace).await;
-                set_waiting("PostStartHookError", e);
-                return Err(());
+                return Err(StartError::new("PostStartHookError", e, None));
             }
         }
         Ok(())
