@@ -228,9 +228,26 @@ spec:
         summary.1
     );
 
-    // Deleting the pod leaves nothing behind.
-    let sandbox = s.ctr(&["containers", "ls", "-q"]);
-    assert!(!sandbox.trim().is_empty());
+    // Deleting the pod leaves nothing behind: containers, sandbox, its
+    // network namespace, IP lease, volumes and mounts.
+    let ids = s.ctr(&["containers", "ls", "-q"]);
+    assert!(!ids.trim().is_empty());
+    let netns_paths: Vec<String> = ids
+        .lines()
+        .filter_map(|id| {
+            let info: serde_json::Value =
+                serde_json::from_str(&s.ctr(&["containers", "info", id])).ok()?;
+            info["Spec"]["linux"]["namespaces"]
+                .as_array()?
+                .iter()
+                .find(|n| n["type"] == "network")?["path"]
+                .as_str()
+                .map(String::from)
+        })
+        .filter(|p| p.starts_with("/var/run/netns/"))
+        .collect();
+    assert!(!netns_paths.is_empty(), "the sandbox's network namespace");
+    assert!(std::path::Path::new(&netns_paths[0]).exists());
     s.ok(&["delete", "pod", "web", "--wait=true", "--timeout=60s"]);
     eventually(Duration::from_secs(30), || {
         s.ctr(&["containers", "ls", "-q"])
@@ -252,6 +269,12 @@ spec:
     eventually(Duration::from_secs(10), || {
         (std::fs::read_dir(&pods_dir).map(|d| d.count()).unwrap_or(0) == 0).then_some(())
     });
+    for p in &netns_paths {
+        assert!(!std::path::Path::new(p).exists(), "{p} left behind");
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let pods_dir = pods_dir.display().to_string();
+    assert!(!mounts.contains(&pods_dir), "mounts left under {pods_dir}");
 }
 
 fn tick(line: &str) -> u64 {
