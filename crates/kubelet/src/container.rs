@@ -290,7 +290,10 @@ pub async fn kill(
             tracing::info!(container_id, error = %e, "preStop hook failed");
         }
     }
-    let left = grace.saturating_sub(started.elapsed()).max(MIN_GRACE);
+    // Whole seconds, as upstream: a hook that took 0.3 s must not turn a
+    // 4 s grace period into a 3 s timeout.
+    let left = Duration::from_secs(grace.as_secs().saturating_sub(started.elapsed().as_secs()))
+        .max(MIN_GRACE);
     rt.runtime
         .clone()
         .stop_container(crate::cri::api::StopContainerRequest {

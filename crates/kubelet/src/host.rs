@@ -66,7 +66,7 @@ impl PodHost for Kubelet {
             None => {
                 let reason = self
                     .waiting_reason(&uid, container)
-                    .unwrap_or_else(|| "ContainerCreating".into());
+                    .unwrap_or_else(|| crate::status::default_waiting_reason(&p, container).into());
                 Err(HostError::BadRequest(format!(
                     "container {container:?} in pod {pod:?} is waiting to start: {reason}"
                 )))

@@ -67,11 +67,12 @@ pub fn pod_labels(pod: &Pod) -> HashMap<String, String> {
     labels
 }
 
-/// The pod's hostname: `spec.hostname` or the pod name (truncated to 63),
-/// the node's for hostNetwork pods.
-pub fn hostname(pod: &Pod, node_hostname: &str) -> String {
+/// The pod's hostname: `spec.hostname` or the pod name (truncated to 63).
+/// Empty for hostNetwork pods, as upstream: they share the node's UTS
+/// namespace, and runc refuses to set a hostname without a private one.
+pub fn hostname(pod: &Pod) -> String {
     if host_network(pod) {
-        return node_hostname.to_string();
+        return String::new();
     }
     let spec = pod.spec.as_ref();
     let name = spec
@@ -82,10 +83,12 @@ pub fn hostname(pod: &Pod, node_hostname: &str) -> String {
     name.trim_end_matches(['-', '.']).to_string()
 }
 
+/// `_node_hostname` is unused: hostNetwork sandboxes keep the node's own
+/// UTS namespace and hostname.
 pub fn config(
     pod: &Pod,
     attempt: u32,
-    node_hostname: &str,
+    _node_hostname: &str,
     s: &SandboxSettings,
 ) -> PodSandboxConfig {
     let spec = pod.spec.clone().unwrap_or_default();
@@ -138,7 +141,7 @@ pub fn config(
             namespace: pod.metadata.namespace.clone().unwrap_or_default(),
             attempt,
         }),
-        hostname: hostname(pod, node_hostname),
+        hostname: hostname(pod),
         log_directory: log_directory(s.log_root, pod).display().to_string(),
         dns_config: dns_config(pod, s),
         port_mappings,
@@ -316,6 +319,9 @@ mod tests {
             ("web-0", "shop", "u1", 2)
         );
         assert_eq!(c.hostname, "web-0");
+        // hostNetwork: no hostname of its own (the node's UTS namespace).
+        let h = config(&pod(None, true), 0, "node1", &settings(&dns));
+        assert_eq!(h.hostname, "");
         assert_eq!(c.log_directory, "/logs/shop_web-0_u1");
         assert_eq!(c.port_mappings[0].host_port, 8080);
         assert_eq!(c.labels[POD_UID_LABEL], "u1");

@@ -37,7 +37,14 @@ fn time_from_nanos(ns: i64) -> Option<Time> {
     }
     jiff::Timestamp::from_nanosecond(ns as i128)
         .ok()
-        .map(|t| Time(t.round(jiff::Unit::Second).unwrap_or(t)))
+        // Truncated as Go's RFC 3339 times are (rounding could put a
+        // startedAt after its finishedAt).
+        .map(|t| {
+            let trunc = jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Trunc);
+            Time(t.round(trunc).unwrap_or(t))
+        })
 }
 
 fn container_id(c: &RuntimeContainer) -> String {
@@ -79,9 +86,9 @@ fn image_id(c: &RuntimeContainer) -> String {
 pub fn container_status(inp: &Inputs, spec: &Container, pod_uid: &str) -> ContainerStatus {
     let latest = inp.runtime.latest(&spec.name);
     let waiting_reason = inp.waiting.get(&spec.name);
-    let restart_count = latest
-        .map(|c| c.restart_count + u32::from(latest_is_replaced(latest, waiting_reason)))
-        .unwrap_or(0) as i32;
+    // The latest instance's attempt, also while it waits to be replaced
+    // (as the kubelet reports it).
+    let restart_count = latest.map(|c| c.restart_count).unwrap_or(0) as i32;
     let mut status = ContainerStatus {
         name: spec.name.clone(),
         image: spec.image.clone().unwrap_or_default(),
@@ -148,9 +155,12 @@ pub fn container_status(inp: &Inputs, spec: &Container, pod_uid: &str) -> Contai
             }
         }
         None => {
-            let (reason, message) = waiting_reason
-                .cloned()
-                .unwrap_or_else(|| ("ContainerCreating".into(), String::new()));
+            let (reason, message) = waiting_reason.cloned().unwrap_or_else(|| {
+                (
+                    default_waiting_reason(inp.pod, &spec.name).into(),
+                    String::new(),
+                )
+            });
             let reason = if inp.terminating && reason == "ContainerCreating" {
                 "ContainerCreating".to_string()
             } else {
@@ -165,14 +175,19 @@ pub fn container_status(inp: &Inputs, spec: &Container, pod_uid: &str) -> Contai
     status
 }
 
-/// A dead container about to be replaced counts its replacement's attempt
-/// already (the kubelet reports restartCount + 1 while backing off).
-fn latest_is_replaced(
-    latest: Option<&RuntimeContainer>,
-    waiting: Option<&(String, String)>,
-) -> bool {
-    matches!(latest, Some(c) if !c.running)
-        && matches!(waiting, Some((r, _)) if r == "CrashLoopBackOff")
+/// The waiting reason of a container not created yet: as upstream,
+/// `PodInitializing` for the app containers of a pod with init containers,
+/// `ContainerCreating` otherwise.
+pub fn default_waiting_reason(pod: &Pod, container: &str) -> &'static str {
+    let Some(spec) = pod.spec.as_ref() else {
+        return "ContainerCreating";
+    };
+    let inits = spec.init_containers.as_deref().unwrap_or_default();
+    if !inits.is_empty() && !inits.iter().any(|c| c.name == container) {
+        "PodInitializing"
+    } else {
+        "ContainerCreating"
+    }
 }
 
 fn restart_policy(pod: &Pod) -> &str {
@@ -435,4 +450,32 @@ pub fn fingerprint(s: &PodStatus) -> serde_json::Value {
         }
     }
     v
+}
+
+#[cfg(test)]
+mod default_waiting_tests {
+    use super::*;
+
+    #[test]
+    fn app_containers_of_pods_with_init_containers_wait_for_initialization() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"initContainers": [{"name": "i"}], "containers": [{"name": "c"}]}
+        }))
+        .unwrap();
+        assert_eq!(default_waiting_reason(&pod, "c"), "PodInitializing");
+        assert_eq!(default_waiting_reason(&pod, "i"), "ContainerCreating");
+        let plain: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c"}]}
+        }))
+        .unwrap();
+        assert_eq!(default_waiting_reason(&plain, "c"), "ContainerCreating");
+    }
+
+    #[test]
+    fn times_are_truncated_to_seconds() {
+        let t = time_from_nanos(1_700_000_000_900_000_000).unwrap();
+        assert_eq!(t.0.as_second(), 1_700_000_000);
+    }
 }
