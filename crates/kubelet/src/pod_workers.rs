@@ -159,15 +159,18 @@ impl Kubelet {
             return Some(Duration::from_secs(2));
         }
         if matches!(phase_of(&pod), "Succeeded" | "Failed") {
+            let mut view = view;
             if view.running().next().is_some() || view.ready_sandbox().is_some() {
                 self.kill_pod(Some(&pod), &view, grace_of(&pod), None).await;
-                let view = runtime_view::observe(&self.rt, uid)
+                view = runtime_view::observe(&self.rt, uid)
                     .await
                     .unwrap_or_default();
                 self.set_observed(uid, &view);
-                self.report(&pod, &view, true).await;
             }
-            return Some(RESYNC * 6);
+            // Still reported: a termination message whose log lines the
+            // runtime wrote after the exit was seen arrives here.
+            self.report(&pod, &view, true).await;
+            return Some(RESYNC);
         }
         let next = self.sync_running(&pod, view).await;
         let view = runtime_view::observe(&self.rt, uid)
