@@ -88,7 +88,7 @@ fn node_registers_and_runs_pods_with_logs_exec_and_port_forward() {
             r#"
 apiVersion: v1
 kind: Pod
-metadata: {{name: web}}
+metadata: {{name: web, labels: {{app: web}}}}
 spec:
   terminationGracePeriodSeconds: 2
   volumes:
@@ -179,31 +179,19 @@ spec:
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
 
-    // port-forward serves the demo app on 127.0.0.1.
-    let port = common::free_port();
-    let mut pf = s
-        .kubectl_cmd()
-        .args(["port-forward", "pod/web", &format!("{port}:8080")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let body = eventually(Duration::from_secs(20), || {
-        let out = s
-            .in_netns("curl")
-            .args([
-                "-s",
-                "--max-time",
-                "3",
-                &format!("http://127.0.0.1:{port}/"),
-            ])
-            .output()
-            .ok()?;
-        let b = String::from_utf8_lossy(&out.stdout).into_owned();
-        b.contains("hello").then_some(b)
-    });
-    assert!(body.contains("hello from web"), "{body}");
-    let _ = pf.kill();
-    let _ = pf.wait();
+    // port-forward serves the demo app on 127.0.0.1, from a pod or from a
+    // Service (kubectl picks a pod behind it and maps the port).
+    assert!(port_forward_get(&s, "pod/web", 8080).contains("hello from web"));
+    s.ok(&[
+        "expose",
+        "pod",
+        "web",
+        "--port",
+        "80",
+        "--target-port",
+        "8080",
+    ]);
+    assert!(port_forward_get(&s, "svc/web", 80).contains("hello from web"));
 
     // Stats from the runtime, through the API server's nodes/proxy.
     let node = jsonpath(&s, "pod/web", "{.spec.nodeName}");
@@ -275,6 +263,34 @@ spec:
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let pods_dir = pods_dir.display().to_string();
     assert!(!mounts.contains(&pods_dir), "mounts left under {pods_dir}");
+}
+
+/// `kubectl port-forward <target> <local>:<remote>`, then one GET through it.
+fn port_forward_get(s: &Server, target: &str, remote: u16) -> String {
+    let port = common::free_port();
+    let mut pf = s
+        .kubectl_cmd()
+        .args(["port-forward", target, &format!("{port}:{remote}")])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let body = eventually(Duration::from_secs(20), || {
+        let out = s
+            .in_netns("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "3",
+                &format!("http://127.0.0.1:{port}/"),
+            ])
+            .output()
+            .ok()?;
+        let b = String::from_utf8_lossy(&out.stdout).into_owned();
+        b.contains("hello").then_some(b)
+    });
+    let _ = pf.kill();
+    let _ = pf.wait();
+    body
 }
 
 fn tick(line: &str) -> u64 {
