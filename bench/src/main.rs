@@ -13,6 +13,7 @@ mod durability;
 mod floor;
 mod kubectl;
 mod list;
+mod node;
 mod objects;
 mod schedule;
 mod server;
@@ -37,11 +38,11 @@ struct Args {
     /// Where data dirs and floor databases go (same filesystem for both).
     #[arg(long, env = "BENCH_DIR", default_value = "/var/tmp")]
     work_dir: PathBuf,
-    /// Phases to run, comma-separated: create,list,watch,apply,durability,schedule,deploy.
+    /// Phases to run, comma-separated: create,list,watch,apply,durability,schedule,deploy,node.
     #[arg(
         long,
         env = "BENCH_PHASES",
-        default_value = "create,list,watch,apply,durability,schedule,deploy"
+        default_value = "create,list,watch,apply,durability,schedule,deploy,node"
     )]
     phases: String,
     /// Hollow nodes registered for the schedule phase.
@@ -101,6 +102,23 @@ struct Args {
     /// Seconds of load before the kill.
     #[arg(long, env = "BENCH_DURABILITY_SECONDS", default_value_t = 3)]
     durability_seconds: u64,
+    /// Pods the node phase creates one at a time, then as many at once.
+    #[arg(long, env = "BENCH_NODE_PODS", default_value_t = 30)]
+    node_pods: usize,
+    /// Pods the node phase runs on its one node for the memory figures.
+    #[arg(long, env = "BENCH_NODE_MANY", default_value_t = 100)]
+    node_many: usize,
+    /// Repetitions of each container-start floor of the node phase.
+    #[arg(long, env = "BENCH_NODE_FLOOR_REPS", default_value_t = 30)]
+    node_floor_reps: usize,
+    /// Seconds the node phase waits for one batch of pods to become Ready
+    /// (4x for the big batch).
+    #[arg(long, env = "BENCH_NODE_TIMEOUT", default_value_t = 60)]
+    node_timeout: u64,
+    /// Where `make images` put the test image tarballs
+    /// (default: $CARGO_TARGET_DIR/images).
+    #[arg(long, env = "SKIFF_IMAGES_DIR")]
+    images_dir: Option<PathBuf>,
     /// Keep the data dirs (and server logs) after the run.
     #[arg(long, env = "BENCH_KEEP", value_parser = clap::builder::BoolishValueParser::new())]
     keep: bool,
@@ -166,6 +184,11 @@ async fn main() -> Result<()> {
     if args.wants("deploy") {
         let r = deploy_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
         failed("deploy", r, &mut rows);
+    }
+
+    if args.wants("node") {
+        let r = node_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+        failed("node", r, &mut rows);
     }
 
     stats::print_table(&rows);
@@ -860,6 +883,199 @@ async fn deploy_phase(
         ),
     ));
     Ok(())
+}
+
+/// Real containers: the container-start floors, pod startup latency and
+/// the agent's memory with many pods, in a network namespace of its own.
+async fn node_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!(
+        "\n== node: skiff server --disable-agent + skiff agent in a network namespace; floors, {} pods one at a time and at once, {} pods",
+        args.node_pods, args.node_many
+    );
+    let cfg = node::Config {
+        pods: args.node_pods,
+        many: args.node_many,
+        floor_reps: args.node_floor_reps,
+        timeout: Duration::from_secs(args.node_timeout),
+        images_dir: args.images_dir.clone().unwrap_or_else(|| {
+            PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+                .join("images")
+        }),
+    };
+    let (bin, dir) = (bin.to_path_buf(), work.join("node"));
+    let o = tokio::task::spawn_blocking(move || node::run(&bin, &dir, cfg)).await??;
+    problems.extend(o.problems.iter().cloned());
+    node_rows(args, &o, rows);
+    Ok(())
+}
+
+fn node_rows(args: &Args, o: &node::Outcome, rows: &mut Vec<Row>) {
+    let p = "node";
+    let n = args.node_floor_reps;
+    let floor = o.cri_total.pct(50.0);
+    let p50_p99 = |l: &stats::Latencies| format!("{} / {}", ms(l.pct(50.0)), ms(l.pct(99.0)));
+    rows.push(row(
+        p,
+        format!("floor: ctr run --rm busybox /bin/true ({n}x) p50 / p99"),
+        p50_p99(&o.ctr_run),
+        "through the agent's containerd; no CNI; includes the ctr process, snapshot, task and cleanup",
+    ));
+    rows.push(row(
+        p,
+        format!("floor: CRI sandbox + create + start ({n}x) p50 / p99"),
+        p50_p99(&o.cri_total),
+        format!(
+            "busybox sleep, the agent's configs; RunPodSandbox p50 {} (CNI ADD), CreateContainer {}, StartContainer {}; stop + remove sandbox p50 {}",
+            ms(o.cri_sandbox.pct(50.0)),
+            ms(o.cri_create.pct(50.0)),
+            ms(o.cri_start.pct(50.0)),
+            ms(o.cri_teardown.pct(50.0))
+        ),
+    ));
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    let target = floor + Duration::from_millis(150);
+    let serial = &o.serial;
+    rows.push(row(
+        p,
+        format!(
+            "pod create -> Ready, {} one at a time, p50 / p99",
+            serial.len()
+        ),
+        p50_p99(serial),
+        format!(
+            "target p50 <= CRI floor + 150 ms = {} ({}), p99 <= 1 s ({}); {:.2}x the CRI floor",
+            ms(target),
+            verdict(serial.pct(50.0) <= target),
+            verdict(serial.pct(99.0) <= Duration::from_secs(1)),
+            serial.pct(50.0).as_secs_f64() / floor.as_secs_f64().max(1e-9)
+        ),
+    ));
+    rows.push(row(
+        p,
+        "  create ack / seen bound, p50",
+        format!(
+            "{} / {}",
+            ms(o.serial_ack.pct(50.0)),
+            ms(o.serial_bind.pct(50.0))
+        ),
+        "from the POST being sent: the API's 201, then the watch seeing spec.nodeName (scheduler)",
+    ));
+    rows.push(row(
+        p,
+        format!("pod create -> Ready, {} at once, p50 / p99", o.burst.len()),
+        p50_p99(&o.burst),
+        format!(
+            "target p50 <= {} ({}), p99 <= 1 s ({}); first POST to last Ready {}",
+            ms(target),
+            verdict(o.burst.pct(50.0) <= target),
+            verdict(o.burst.pct(99.0) <= Duration::from_secs(1)),
+            ms(o.burst_all)
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!(
+            "  floor: {} CRI pods at once, p50 / p99",
+            o.floor_burst.each.len()
+        ),
+        p50_p99(&o.floor_burst.each),
+        format!(
+            "sandbox + create + start each, all started after {}: skiff's p50 is {:.2}x this",
+            ms(o.floor_burst.all),
+            o.burst.pct(50.0).as_secs_f64() / o.floor_burst.each.pct(50.0).as_secs_f64().max(1e-9)
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!(
+            "{} pods on one node: first create -> all Ready",
+            o.many_created
+        ),
+        o.many_all_ready
+            .map(stats::secs)
+            .unwrap_or_else(|| "-".into()),
+        format!(
+            "10 clients; per pod p50 {} p99 {}; {} Ready",
+            ms(o.many_ready.pct(50.0)),
+            ms(o.many_ready.pct(99.0)),
+            o.many_ready.len()
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!(
+            "  floor: {} CRI pods at once, all started",
+            o.floor_many.each.len()
+        ),
+        stats::secs(o.floor_many.all),
+        format!(
+            "per pod p50 {} p99 {}; skiff took {:.2}x this",
+            ms(o.floor_many.each.pct(50.0)),
+            ms(o.floor_many.each.pct(99.0)),
+            o.many_all_ready.unwrap_or_default().as_secs_f64()
+                / o.floor_many.all.as_secs_f64().max(1e-9)
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!("agent RSS with {} pods", o.many_created),
+        mib(o.agent_rss_many),
+        format!(
+            "target < 60 MiB ({}); skiff agent alone: {} idle, {} with {} pods",
+            verdict(o.agent_rss_many < 60 * 1024),
+            mib(o.agent_rss_idle),
+            mib(o.agent_rss_pods),
+            args.node_pods
+        ),
+    ));
+    rows.push(row(
+        p,
+        format!("  containerd / {} shims RSS", o.shims),
+        format!("{} / {}", mib(o.containerd_rss_many), mib(o.shims_rss_many)),
+        format!(
+            "not the agent's; the shims' PSS (shared pages once) {}; API server {}",
+            mib(o.shims_pss_many),
+            mib(o.server_rss_many)
+        ),
+    ));
+    rows.push(row(
+        p,
+        "  CPU-s agent / containerd / server",
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            o.agent_cpu_many.as_secs_f64(),
+            o.containerd_cpu_many.as_secs_f64(),
+            o.server_cpu_many.as_secs_f64()
+        ),
+        format!(
+            "while the {} pods started (shims not counted)",
+            o.many_created
+        ),
+    ));
+    rows.push(row(
+        p,
+        "  delete (grace 0) -> no sandbox left",
+        o.teardown
+            .iter()
+            .map(|(_, d)| stats::secs(*d))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        format!(
+            "for {} pods; node Ready {} after the agent's spawn",
+            o.teardown
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>()
+                .join(" / "),
+            ms(o.node_ready)
+        ),
+    ));
 }
 
 fn failed(phase: &'static str, result: Result<()>, rows: &mut Vec<Row>) {
