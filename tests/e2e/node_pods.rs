@@ -475,7 +475,7 @@ spec:
     command: [sh, -c, 'until [ -f /tmp/started ]; do sleep 0.1; done; echo "saw $(cat /tmp/started)"; trap "exit 0" TERM; while true; do sleep 0.2; done']
     volumeMounts: [{{name: host, mountPath: /host}}]
     lifecycle:
-      postStart: {{exec: {{command: [sh, -c, "echo poststart > /tmp/started"]}}}}
+      postStart: {{exec: {{command: [sh, -c, "echo poststart > /tmp/s.tmp && mv /tmp/s.tmp /tmp/started"]}}}}
       preStop: {{exec: {{command: [sh, -c, "echo prestop-ran > /host/prestop"]}}}}
 ---
 apiVersion: v1
