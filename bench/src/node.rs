@@ -572,7 +572,7 @@ fn floor_configs(
         log_root: logs,
         host_resolv_conf: "",
     };
-    let mut sandbox = kubelet::sandbox::config(pod, 0, NODE_NAME, &settings);
+    let mut sandbox = kubelet::sandbox::config(pod, 0, &settings);
     sandbox.labels.remove(kubelet::sandbox::POD_UID_LABEL);
     let spec = pod.spec.clone().unwrap_or_default();
     let mut container = kubelet::container::config(

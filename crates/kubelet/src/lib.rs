@@ -89,7 +89,6 @@ pub struct Kubelet {
     pub rt: cri::Runtime,
     pub config: Arc<Config>,
     pub node_ip: String,
-    pub node_hostname: String,
     pub machine: node::Machine,
     pub recorder: client::events::Recorder,
     pub images: images::ImageManager,
@@ -162,7 +161,6 @@ impl Kubelet {
         sandbox::config(
             pod,
             attempt,
-            &self.node_hostname,
             &sandbox::SandboxSettings {
                 cluster_dns: &self.config.cluster_dns,
                 cluster_domain: &self.config.cluster_domain,

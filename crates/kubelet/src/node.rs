@@ -45,8 +45,17 @@ impl Machine {
     pub fn read(storage_root: &std::path::Path, runtime_version: &str) -> Machine {
         // SAFETY: sysconf has no preconditions.
         let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as u32;
-        let memory_bytes = meminfo_kib("MemTotal").unwrap_or(0) * 1024;
-        let ephemeral_bytes = statvfs_total(storage_root).unwrap_or(0);
+        let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+            .map(|t| {
+                crate::stats::parse_meminfo(&t)
+                    .get("MemTotal")
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let ephemeral_bytes = crate::stats::statvfs(storage_root)
+            .map(|f| f.capacity)
+            .unwrap_or(0);
         let read = |p: &str| {
             std::fs::read_to_string(p)
                 .map(|s| s.trim().to_string())
@@ -431,27 +440,6 @@ fn go_arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
-    }
-}
-
-pub fn meminfo_kib(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(key)?.strip_prefix(':')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
-fn statvfs_total(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs writes into the zeroed struct.
-    unsafe {
-        let mut s: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c.as_ptr(), &mut s) != 0 {
-            return None;
-        }
-        Some(s.f_blocks as u64 * s.f_frsize as u64)
     }
 }
 

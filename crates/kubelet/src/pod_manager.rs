@@ -118,7 +118,6 @@ pub async fn run(
         client: client.clone(),
         rt: rt.clone(),
         node_ip: node_ip.to_string(),
-        node_hostname: config.node_name.clone(),
         machine,
         recorder,
         host_resolv_conf: std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
@@ -252,19 +251,11 @@ pub async fn run(
 impl Kubelet {
     fn upsert(&self, pod: Pod) {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let grace = pod
-            .metadata
-            .deletion_grace_period_seconds
-            .or_else(|| {
-                pod.spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-            })
-            .unwrap_or(30);
+        let grace = crate::pod_workers::grace_of(&pod);
         self.graces
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(uid.clone(), Duration::from_secs(grace.max(0) as u64));
+            .insert(uid.clone(), grace);
         self.pods
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -57,7 +57,7 @@ impl StartError {
     }
 }
 
-fn grace_of(pod: &Pod) -> Duration {
+pub(crate) fn grace_of(pod: &Pod) -> Duration {
     let secs = pod
         .metadata
         .deletion_grace_period_seconds
@@ -124,12 +124,12 @@ impl Kubelet {
         let Some(pod) = pod else {
             // Gone from the API: stop and remove everything it had.
             let grace = self.last_grace(uid).unwrap_or(MIN_GRACE);
-            self.kill_pod(None, &view, grace, None).await;
+            self.kill_pod(None, &view, grace).await;
             self.remove_pod_resources(uid).await;
             return None;
         };
         if pod.metadata.deletion_timestamp.is_some() {
-            self.kill_pod(Some(&pod), &view, grace_of(&pod), None).await;
+            self.kill_pod(Some(&pod), &view, grace_of(&pod)).await;
             let view = runtime_view::observe(&self.rt, uid)
                 .await
                 .unwrap_or_default();
@@ -161,7 +161,7 @@ impl Kubelet {
         if matches!(phase_of(&pod), "Succeeded" | "Failed") {
             let mut view = view;
             if view.running().next().is_some() || view.ready_sandbox().is_some() {
-                self.kill_pod(Some(&pod), &view, grace_of(&pod), None).await;
+                self.kill_pod(Some(&pod), &view, grace_of(&pod)).await;
                 view = runtime_view::observe(&self.rt, uid)
                     .await
                     .unwrap_or_default();
@@ -180,7 +180,7 @@ impl Kubelet {
         let terminal = self.report(&pod, &view, false).await;
         if terminal {
             // Finished (restartPolicy Never/OnFailure): nothing more runs.
-            self.kill_pod(Some(&pod), &view, grace_of(&pod), None).await;
+            self.kill_pod(Some(&pod), &view, grace_of(&pod)).await;
             return Some(Duration::from_millis(100));
         }
         Some(next.min(RESYNC))
@@ -204,7 +204,7 @@ impl Kubelet {
             if !view.sandboxes.is_empty() {
                 if restart_policy(pod) == "Never" && view.all_containers().next().is_some() {
                     // Nothing may run again; the pod's phase follows from its containers.
-                    self.kill_pod(Some(pod), &view, grace_of(pod), None).await;
+                    self.kill_pod(Some(pod), &view, grace_of(pod)).await;
                     return RESYNC;
                 }
                 self.event(
@@ -213,7 +213,7 @@ impl Kubelet {
                     "SandboxChanged",
                     "Pod sandbox changed, it will be killed and re-created.".into(),
                 );
-                self.kill_pod(Some(pod), &view, grace_of(pod), None).await;
+                self.kill_pod(Some(pod), &view, grace_of(pod)).await;
             }
             let attempt = view.sandboxes.first().map(|s| s.attempt + 1).unwrap_or(0);
             if let Err(e) = self.run_sandbox(pod, attempt).await {
@@ -578,13 +578,7 @@ impl Kubelet {
     }
 
     /// Stops every running container (preStop, grace) and the sandbox.
-    pub(crate) async fn kill_pod(
-        &self,
-        pod: Option<&Pod>,
-        view: &PodRuntime,
-        grace: Duration,
-        _reason: Option<&str>,
-    ) {
+    pub(crate) async fn kill_pod(&self, pod: Option<&Pod>, view: &PodRuntime, grace: Duration) {
         let pod_ip = pod
             .and_then(|p| p.status.as_ref())
             .and_then(|s| s.pod_ip.clone())

@@ -83,14 +83,7 @@ pub fn hostname(pod: &Pod) -> String {
     name.trim_end_matches(['-', '.']).to_string()
 }
 
-/// `_node_hostname` is unused: hostNetwork sandboxes keep the node's own
-/// UTS namespace and hostname.
-pub fn config(
-    pod: &Pod,
-    attempt: u32,
-    _node_hostname: &str,
-    s: &SandboxSettings,
-) -> PodSandboxConfig {
+pub fn config(pod: &Pod, attempt: u32, s: &SandboxSettings) -> PodSandboxConfig {
     let spec = pod.spec.clone().unwrap_or_default();
     let host_net = host_network(pod);
     let mode = |host: bool, pod_level: NamespaceMode| {
@@ -307,7 +300,7 @@ mod tests {
     #[test]
     fn sandbox_config_carries_identity_and_ports() {
         let dns = vec!["10.43.0.10".to_string()];
-        let c = config(&pod(None, false), 2, "node1", &settings(&dns));
+        let c = config(&pod(None, false), 2, &settings(&dns));
         let m = c.metadata.unwrap();
         assert_eq!(
             (
@@ -320,7 +313,7 @@ mod tests {
         );
         assert_eq!(c.hostname, "web-0");
         // hostNetwork: no hostname of its own (the node's UTS namespace).
-        let h = config(&pod(None, true), 0, "node1", &settings(&dns));
+        let h = config(&pod(None, true), 0, &settings(&dns));
         assert_eq!(h.hostname, "");
         assert_eq!(c.log_directory, "/logs/shop_web-0_u1");
         assert_eq!(c.port_mappings[0].host_port, 8080);

@@ -133,15 +133,15 @@ fn now_ns() -> i64 {
 
 /// Capacity and free space of the filesystem holding `path`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct FsInfo {
-    capacity: u64,
+pub(crate) struct FsInfo {
+    pub(crate) capacity: u64,
     available: u64,
     used: u64,
     inodes: u64,
     inodes_free: u64,
 }
 
-fn statvfs(path: &Path) -> Option<FsInfo> {
+pub(crate) fn statvfs(path: &Path) -> Option<FsInfo> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
     // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized

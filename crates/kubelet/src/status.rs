@@ -161,11 +161,6 @@ pub fn container_status(inp: &Inputs, spec: &Container, pod_uid: &str) -> Contai
                     String::new(),
                 )
             });
-            let reason = if inp.terminating && reason == "ContainerCreating" {
-                "ContainerCreating".to_string()
-            } else {
-                reason
-            };
             status.state = Some(waiting(&reason, Some(message).filter(|m| !m.is_empty())));
         }
     }
@@ -218,7 +213,7 @@ pub fn phase(pod: &Pod, init: &[ContainerStatus], app: &[ContainerStatus]) -> St
             Some(t) if t.exit_code == 0 => {}
             Some(_) if policy == "Never" => return "Failed".into(),
             _ => {
-                if let Some(w) = &state.waiting {
+                if state.waiting.is_some() {
                     let failed_before = s
                         .last_state
                         .as_ref()
@@ -227,7 +222,6 @@ pub fn phase(pod: &Pod, init: &[ContainerStatus], app: &[ContainerStatus]) -> St
                     if failed_before && policy == "Never" {
                         return "Failed".into();
                     }
-                    let _ = w;
                 }
                 pending_init = true;
             }
@@ -254,9 +248,6 @@ pub fn phase(pod: &Pod, init: &[ContainerStatus], app: &[ContainerStatus]) -> St
                 waiting += 1;
             }
         }
-    }
-    if pending_init && running == 0 && stopped == 0 {
-        return "Pending".into();
     }
     if pending_init || waiting > 0 {
         return "Pending".into();
