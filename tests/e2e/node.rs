@@ -9,44 +9,10 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{eventually, Server};
+use common::{eventually, jsonpath, node_ready, wait_phase, wait_ready, Server};
 
 const BUSYBOX: &str = "localhost/busybox:1.35";
 const DEMO: &str = "localhost/skiff-demo:0.1";
-
-fn jsonpath(s: &Server, what: &str, path: &str) -> String {
-    let out = s.kubectl(&["get", what, "-o", &format!("jsonpath={path}")]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn wait_running(s: &Server, pod: &str) {
-    eventually(Duration::from_secs(90), || {
-        (jsonpath(s, &format!("pod/{pod}"), "{.status.phase}") == "Running").then_some(())
-    });
-}
-
-fn wait_ready(s: &Server, pod: &str, ready: &str) {
-    eventually(Duration::from_secs(90), || {
-        (jsonpath(
-            s,
-            &format!("pod/{pod}"),
-            "{.status.conditions[?(@.type==\"Ready\")].status}",
-        ) == ready)
-            .then_some(())
-    });
-}
-
-fn node_ready(s: &Server) {
-    eventually(Duration::from_secs(60), || {
-        let out = s.kubectl(&[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        (String::from_utf8_lossy(&out.stdout) == "True").then_some(())
-    });
-}
 
 #[test]
 fn node_registers_and_runs_pods_with_logs_exec_and_port_forward() {
@@ -127,7 +93,7 @@ spec:
 "#
         ),
     );
-    wait_running(&s, "web");
+    wait_phase(&s, "web", "Running");
     wait_ready(&s, "web", "True");
     let pod_ip = jsonpath(&s, "pod/web", "{.status.podIP}");
     assert!(pod_ip.starts_with("10.42."), "pod IP {pod_ip}");
@@ -411,7 +377,7 @@ spec:
     assert_eq!(jsonpath(&s, "pod/hog", "{.status.phase}"), "Failed");
 
     // A container killed from outside is noticed and restarted.
-    wait_running(&s, "victim");
+    wait_phase(&s, "victim", "Running");
     let id = jsonpath(
         &s,
         "pod/victim",
@@ -518,12 +484,12 @@ spec:
         )
         .then_some(())
     });
-    wait_running(&s, "fine");
+    wait_phase(&s, "fine", "Running");
     let events = s.ok(&["get", "events"]);
     assert!(events.contains("Failed"), "{events}");
     // A configMap that appears later is picked up.
     s.ok(&["create", "configmap", "missing", "--from-literal=k=v"]);
-    wait_running(&s, "nocm");
+    wait_phase(&s, "nocm", "Running");
 }
 
 #[test]
@@ -542,7 +508,7 @@ spec:
 "#
         ),
     );
-    wait_running(&s, "steady");
+    wait_phase(&s, "steady", "Running");
     let before = jsonpath(
         &s,
         "pod/steady",
@@ -551,7 +517,7 @@ spec:
     s.restart();
     node_ready(&s);
     std::thread::sleep(Duration::from_secs(3));
-    wait_running(&s, "steady");
+    wait_phase(&s, "steady", "Running");
     let after = jsonpath(
         &s,
         "pod/steady",
@@ -647,7 +613,7 @@ spec:
   containers: [{name: c, image: "nginx:0.0-missing"}]
 "#,
     );
-    wait_running(&s, "nginx");
+    wait_phase(&s, "nginx", "Running");
     let image_id = jsonpath(&s, "pod/nginx", "{.status.containerStatuses[0].imageID}");
     assert!(image_id.contains("sha256:"), "{image_id}");
     let events = s.ok(&[

@@ -12,68 +12,13 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, Server};
+use common::{eventually, jsonpath, node_ready, phase, wait_phase, wait_ready, Server};
 
 const BUSYBOX: &str = "localhost/busybox:1.35";
 const DEMO: &str = "localhost/skiff-demo:0.1";
 
-fn jsonpath(s: &Server, what: &str, path: &str) -> String {
-    let out = s.kubectl(&["get", what, "-o", &format!("jsonpath={path}")]);
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn pod_json(s: &Server, pod: &str) -> serde_json::Value {
     serde_json::from_str(&s.ok(&["get", "pod", pod, "-o", "json"])).expect("pod JSON")
-}
-
-fn phase(s: &Server, pod: &str) -> String {
-    jsonpath(s, &format!("pod/{pod}"), "{.status.phase}")
-}
-
-#[track_caller]
-fn wait_phase(s: &Server, pod: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while phase(s, pod) != want {
-        if Instant::now() > deadline {
-            let status = s.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status}"]);
-            let events = s.kubectl(&[
-                "get",
-                "events",
-                "--field-selector",
-                &format!("involvedObject.name={pod}"),
-            ]);
-            panic!(
-                "pod {pod} not {want} in 90s: {}\n{}",
-                String::from_utf8_lossy(&status.stdout),
-                String::from_utf8_lossy(&events.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-#[track_caller]
-fn wait_ready(s: &Server, pod: &str, ready: &str) {
-    eventually(Duration::from_secs(90), || {
-        (jsonpath(
-            s,
-            &format!("pod/{pod}"),
-            "{.status.conditions[?(@.type==\"Ready\")].status}",
-        ) == ready)
-            .then_some(())
-    });
-}
-
-fn node_ready(s: &Server) {
-    eventually(Duration::from_secs(60), || {
-        let out = s.kubectl(&[
-            "get",
-            "nodes",
-            "-o",
-            "jsonpath={.items[*].status.conditions[?(@.type==\"Ready\")].status}",
-        ]);
-        (String::from_utf8_lossy(&out.stdout) == "True").then_some(())
-    });
 }
 
 /// `kubectl exec <pod> -c <container> -- sh -c <script>` that must succeed.
