@@ -366,7 +366,7 @@ async fn floor(socket: &Path, rt: &Runtime, reps: usize, o: &mut Outcome) -> Res
     let (mut total, mut sb, mut cr, mut st) = (vec![], vec![], vec![], vec![]);
     let mut made = Vec::new();
     for i in 0..reps {
-        let p = f.start(&format!("serial-{i}")).await?;
+        let p = f.start(&format!("floor-serial-{i}")).await?;
         total.push(p.steps[0] + p.steps[1] + p.steps[2]);
         sb.push(p.steps[0]);
         cr.push(p.steps[1]);
@@ -416,7 +416,7 @@ async fn cri_burst(socket: &Path, rt: &Runtime, batch: &str, count: usize) -> Re
     let start = Instant::now();
     let tasks: Vec<_> = (0..count)
         .map(|i| {
-            let (f, name) = (f.clone(), format!("{batch}-{i}"));
+            let (f, name) = (f.clone(), format!("floor-{batch}-{i}"));
             tokio::spawn(async move { f.start(&name).await })
         })
         .collect();
