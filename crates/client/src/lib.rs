@@ -6,6 +6,7 @@
 //! kube-controller-manager they list, watch and write through the API.
 
 pub mod events;
+pub mod informer;
 pub mod labels;
 pub mod leaderelection;
 pub mod tls;

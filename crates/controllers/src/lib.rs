@@ -11,7 +11,7 @@ pub mod disruption;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod history;
-pub mod informer;
+pub use client::informer;
 pub mod job;
 pub mod namespace;
 pub mod nodeipam;

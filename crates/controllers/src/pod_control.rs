@@ -26,13 +26,7 @@ pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReferenc
     }
 }
 
-/// The owner reference with `controller: true`, if any (`GetControllerOf`).
-pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
-    meta.owner_references
-        .iter()
-        .flatten()
-        .find(|r| r.controller == Some(true))
-}
+pub use client::informer::controller_of;
 
 /// The event target for an object.
 pub fn object_ref<K: Resource<DynamicType = ()>>(obj: &K) -> ObjectReference {

@@ -19,13 +19,21 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+/// The owner reference with `controller: true`, if any (`GetControllerOf`).
+pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+}
 
 /// One change seen by an informer.
 pub enum Change<K> {
@@ -191,7 +199,7 @@ impl<K: Kind> Informer<K> {
     /// controller owner reference names this kind, and the uid matches the
     /// cached one (`resolveControllerRef`). Owners are in the same namespace.
     pub fn controller_key(&self, meta: &ObjectMeta) -> Option<String> {
-        let r = crate::pod_control::controller_of(meta)?;
+        let r = controller_of(meta)?;
         if r.kind != K::kind(&()) {
             return None;
         }
@@ -219,9 +227,7 @@ impl<K: Kind> Informer<K> {
     pub fn owned_or_orphaned(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<K>> {
         self.list_namespace(namespace)
             .into_iter()
-            .filter(|o| {
-                crate::pod_control::controller_of(o.meta()).is_none_or(|r| r.uid == owner_uid)
-            })
+            .filter(|o| controller_of(o.meta()).is_none_or(|r| r.uid == owner_uid))
             .collect()
     }
 
@@ -428,7 +434,7 @@ impl Informers {
             vec![o.namespace().unwrap_or_default()]
         });
         informer.add_index(CONTROLLER_INDEX, |o: &K| {
-            crate::pod_control::controller_of(o.meta())
+            controller_of(o.meta())
                 .map(|r| r.uid.clone())
                 .into_iter()
                 .collect()
