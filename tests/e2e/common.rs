@@ -123,7 +123,7 @@ impl Server {
                 let mut c = Command::new("nsenter");
                 c.arg(format!("--net=/var/run/netns/{}", ns.name))
                     .arg(skiff_bin())
-                    .args(["server", "--bind-address", "127.0.0.1"]);
+                    .args(["server", "--bind-address", "0.0.0.0"]);
                 c
             }
             None => {
@@ -335,10 +335,15 @@ impl Drop for Server {
     }
 }
 
-/// A network namespace with only `lo`: nothing in it reaches outside.
+/// A network namespace in which nothing reaches outside: `lo`, and an
+/// `eth0` whose veth peer stays inside, unconfigured, carrying the node
+/// address [`NODE_IP`] and a default route, as a real node has.
 pub struct Netns {
     pub name: String,
 }
+
+/// The node's address inside a [`Netns`].
+pub const NODE_IP: &str = "172.31.0.2";
 
 impl Netns {
     pub fn new(prefix: &str) -> Netns {
@@ -352,9 +357,20 @@ impl Netns {
             ok.is_ok_and(|s| s.success()),
             "ip netns add {name} (root needed)"
         );
-        let _ = Command::new("ip")
-            .args(["-n", &name, "link", "set", "lo", "up"])
-            .status();
+        for args in [
+            "link set lo up",
+            "link add eth0 type veth peer name eth0-peer",
+            "link set eth0-peer up",
+            &format!("addr add {NODE_IP}/24 dev eth0"),
+            "link set eth0 up",
+            "route add default dev eth0",
+        ] {
+            let ok = Command::new("ip")
+                .args(["-n", &name])
+                .args(args.split(' '))
+                .status();
+            assert!(ok.is_ok_and(|s| s.success()), "ip -n {name} {args}");
+        }
         Netns { name }
     }
 }

@@ -15,6 +15,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
+/// The API client every component uses.
+pub use kube::Client;
+
 /// A client for the cluster the kubeconfig at `path` names (its current context).
 pub async fn from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
     let kubeconfig = kube::config::Kubeconfig::read_from(path)

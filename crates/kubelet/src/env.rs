@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectFieldSelector, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectFieldSelector, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::cri::api::KeyValue;
@@ -163,6 +163,75 @@ pub async fn container_env(
             .map(|(key, value)| KeyValue { key, value }),
     );
     Ok(out)
+}
+
+/// The Docker-link style variables of the Services a pod sees, as the
+/// kubelet's `getServiceEnvVarMap` and `envvars.FromServices`: every Service
+/// with a cluster IP in the pod's namespace when `enableServiceLinks` (the
+/// default), and always `default/kubernetes`, which a Service of the same
+/// name in the pod's own namespace replaces. Sorted by name, so a
+/// container's environment does not depend on cache order.
+pub fn service_env(
+    services: &[Arc<Service>],
+    pod_namespace: &str,
+    enable_service_links: bool,
+) -> Vec<(String, String)> {
+    let mut seen: BTreeMap<&str, &Service> = BTreeMap::new();
+    for svc in services {
+        let Some(spec) = &svc.spec else { continue };
+        let ip = spec.cluster_ip.as_deref().unwrap_or_default();
+        if ip.is_empty() || ip == "None" {
+            continue;
+        }
+        let name = svc.metadata.name.as_deref().unwrap_or_default();
+        let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+        if ns == pod_namespace && enable_service_links {
+            seen.insert(name, svc);
+        } else if ns == "default" && name == "kubernetes" {
+            seen.entry(name).or_insert(svc);
+        }
+    }
+    let mut out = Vec::new();
+    for (name, svc) in seen {
+        let Some(spec) = &svc.spec else { continue };
+        let ip = spec.cluster_ip.as_deref().unwrap_or_default();
+        let ports = spec.ports.as_deref().unwrap_or_default();
+        let Some(first) = ports.first() else { continue };
+        let prefix = env_name(name);
+        out.push((format!("{prefix}_SERVICE_HOST"), ip.to_string()));
+        out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+        for p in ports {
+            if let Some(port_name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+                out.push((
+                    format!("{prefix}_SERVICE_PORT_{}", env_name(port_name)),
+                    p.port.to_string(),
+                ));
+            }
+        }
+        let host = match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(_)) => format!("[{ip}]"),
+            _ => ip.to_string(),
+        };
+        let url = |p: &k8s_openapi::api::core::v1::ServicePort| {
+            let proto = p.protocol.as_deref().unwrap_or("TCP").to_lowercase();
+            (format!("{proto}://{host}:{}", p.port), proto)
+        };
+        out.push((format!("{prefix}_PORT"), url(first).0));
+        for p in ports {
+            let (u, proto) = url(p);
+            let var = format!("{prefix}_PORT_{}_{}", p.port, proto.to_uppercase());
+            out.push((format!("{var}_PROTO"), proto));
+            out.push((format!("{var}_PORT"), p.port.to_string()));
+            out.push((format!("{var}_ADDR"), ip.to_string()));
+            out.push((var, u));
+        }
+    }
+    out
+}
+
+/// `my-svc` → `MY_SVC`, as `makeEnvVariableName`.
+fn env_name(s: &str) -> String {
+    s.to_uppercase().replace('-', "_")
 }
 
 /// ConfigMaps and Secrets read once per container.
@@ -715,5 +784,83 @@ mod tests {
         for bad in ["", "A=B", "tab\t", "é"] {
             assert!(!is_env_var_name(bad), "{bad}");
         }
+    }
+
+    fn svc(ns: &str, name: &str, ip: &str, ports: &[(&str, i32, &str)]) -> Arc<Service> {
+        use k8s_openapi::api::core::v1::{ServicePort, ServiceSpec};
+        Arc::new(Service {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            spec: Some(ServiceSpec {
+                cluster_ip: Some(ip.into()),
+                ports: Some(
+                    ports
+                        .iter()
+                        .map(|(n, p, proto)| ServicePort {
+                            name: (!n.is_empty()).then(|| n.to_string()),
+                            port: *p,
+                            protocol: Some(proto.to_string()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn service_links_as_docker_links() {
+        let all = vec![
+            svc(
+                "default",
+                "kubernetes",
+                "10.43.0.1",
+                &[("https", 443, "TCP")],
+            ),
+            svc("app", "redis-main", "10.43.0.7", &[("", 6379, "TCP")]),
+            svc(
+                "app",
+                "dns",
+                "10.43.0.9",
+                &[("dns", 53, "UDP"), ("dns-tcp", 53, "TCP")],
+            ),
+            svc("app", "headless", "None", &[("web", 80, "TCP")]),
+            svc("other", "web", "10.43.0.8", &[("http", 80, "TCP")]),
+        ];
+        let env: HashMap<String, String> = service_env(&all, "app", true).into_iter().collect();
+        assert_eq!(env["KUBERNETES_SERVICE_HOST"], "10.43.0.1");
+        assert_eq!(env["KUBERNETES_SERVICE_PORT"], "443");
+        assert_eq!(env["KUBERNETES_SERVICE_PORT_HTTPS"], "443");
+        assert_eq!(env["KUBERNETES_PORT"], "tcp://10.43.0.1:443");
+        assert_eq!(env["KUBERNETES_PORT_443_TCP"], "tcp://10.43.0.1:443");
+        assert_eq!(env["KUBERNETES_PORT_443_TCP_PROTO"], "tcp");
+        assert_eq!(env["KUBERNETES_PORT_443_TCP_PORT"], "443");
+        assert_eq!(env["KUBERNETES_PORT_443_TCP_ADDR"], "10.43.0.1");
+        assert_eq!(env["REDIS_MAIN_SERVICE_HOST"], "10.43.0.7");
+        assert_eq!(env["REDIS_MAIN_PORT"], "tcp://10.43.0.7:6379");
+        assert_eq!(env["DNS_SERVICE_PORT_DNS_TCP"], "53");
+        assert_eq!(env["DNS_PORT"], "udp://10.43.0.9:53");
+        assert_eq!(env["DNS_PORT_53_UDP_PROTO"], "udp");
+        assert!(!env.keys().any(|k| k.starts_with("HEADLESS_")), "{env:?}");
+        assert!(!env.keys().any(|k| k.starts_with("WEB_")), "{env:?}");
+
+        // enableServiceLinks: false keeps only the API server's.
+        let env = service_env(&all, "app", false);
+        assert!(
+            env.iter().all(|(k, _)| k.starts_with("KUBERNETES_")),
+            "{env:?}"
+        );
+        // A Service named kubernetes in the pod's namespace wins.
+        let mine = vec![
+            all[0].clone(),
+            svc("app", "kubernetes", "10.43.0.99", &[("", 8443, "TCP")]),
+        ];
+        let env: HashMap<String, String> = service_env(&mine, "app", true).into_iter().collect();
+        assert_eq!(env["KUBERNETES_SERVICE_HOST"], "10.43.0.99");
     }
 }

@@ -95,6 +95,8 @@ pub struct Kubelet {
     pub volumes: volumes::VolumeManager,
     pub probes: probes::ProbeManager,
     pub stats: Arc<stats::StatsProvider>,
+    /// The Services of the cluster, for the service environment variables.
+    pub services: client::informer::Informer<k8s_openapi::api::core::v1::Service>,
     host_resolv_conf: String,
     /// The pods bound to this node, as the API last said.
     pods: Mutex<HashMap<String, Arc<Pod>>>,

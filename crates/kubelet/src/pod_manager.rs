@@ -33,6 +33,7 @@ type Workers = Arc<Mutex<HashMap<String, Arc<Notify>>>>;
 pub async fn run(
     client: kube::Client,
     config: Config,
+    informers: client::informer::Informers,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let config = Arc::new(config);
@@ -115,6 +116,7 @@ pub async fn run(
             crate::stats::StatsProvider::new(rt.clone())
                 .with_paths(config.root.clone(), Some(config.logs_dir())),
         ),
+        services: informers.get(),
         client: client.clone(),
         rt: rt.clone(),
         node_ip: node_ip.to_string(),

@@ -815,7 +815,33 @@ impl Kubelet {
             ip: self.node_ip.clone(),
         }]);
         let allocatable = self.machine.capacity(self.config.max_pods);
-        crate::env::container_env(&pod, c, self.volumes.objects(), &allocatable, &[]).await
+        let services = self.service_env(&pod).await?;
+        crate::env::container_env(&pod, c, self.volumes.objects(), &allocatable, &services).await
+    }
+
+    /// The service variables of `pod`. As the kubelet, containers do not
+    /// start before the Services were read once (their environment would
+    /// be incomplete for good); a short wait covers the agent's start.
+    async fn service_env(&self, pod: &Pod) -> Result<Vec<(String, String)>, String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !self.services.has_synced() {
+            if Instant::now() > deadline {
+                return Err(
+                    "services have not yet been read at least once, cannot construct envvars"
+                        .into(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let links = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.enable_service_links)
+            .unwrap_or(true);
+        let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+        let mut services = self.services.list_namespace(ns);
+        services.extend(self.services.get("default/kubernetes"));
+        Ok(crate::env::service_env(&services, ns, links))
     }
 }
 

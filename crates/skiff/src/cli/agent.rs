@@ -169,7 +169,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let config = args.node.config(&args.data_dir, false, ca)?;
     let stop = CancellationToken::new();
     tokio::spawn(super::wait_for_signal(stop.clone()));
-    kubelet::run(client, config, stop).await
+    run_node(client, config, stop).await
+}
+
+/// The node's components — kubelet, service proxy, cluster DNS — over one
+/// set of shared informers.
+pub async fn run_node(
+    client: client::Client,
+    config: kubelet::Config,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let informers = client::informer::Informers::new(client.clone());
+    let kubelet = kubelet::run(client, config, informers.clone(), stop.clone());
+    informers.start(stop.clone());
+    kubelet.await
 }
 
 #[derive(Args, Debug)]

@@ -379,7 +379,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         if let Some(config) = agent_config {
             let (client, stop) = (client.clone(), stop.clone());
             components.spawn(async move {
-                if let Err(e) = kubelet::run(client, config, stop).await {
+                if let Err(e) = super::agent::run_node(client, config, stop).await {
                     tracing::error!(error = format!("{e:#}"), "node agent stopped");
                 }
             });
