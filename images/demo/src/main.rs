@@ -3,7 +3,7 @@
 //! - `demo` (no arguments): an HTTP/1.1 server on `$PORT` (default 8080) —
 //!   `/` says hello with the hostname, `/healthz` (switch with
 //!   `/healthz/fail` and `/healthz/ok`), `/burn?ms=N`, `/env`, `/headers`,
-//!   `/exit?code=N`.
+//!   `/clientip` (the peer's address), `/exit?code=N`.
 //! - `demo get URL [--timeout SECS]`: HTTP GET, prints the body, exit 0 on 2xx.
 //! - `demo lookup NAME [--server IP]`: DNS A lookup, one address per line.
 //! - `demo sleep`: sleeps until signalled.

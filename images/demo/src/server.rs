@@ -128,6 +128,10 @@ fn handle(mut stream: TcpStream) {
             vars.sort();
             (200, vars.concat())
         }
+        ("GET", "/clientip") => match stream.peer_addr() {
+            Ok(a) => (200, format!("{}\n", a.ip())),
+            Err(e) => (500, format!("{e}\n")),
+        },
         ("GET", "/headers") => (
             200,
             req.headers
