@@ -1,5 +1,6 @@
 //! What exists from the start (the four system namespaces, the built-in
-//! PriorityClasses, the `kubernetes` Service and its Endpoints) and the
+//! PriorityClasses, the `kubernetes` Service with its Endpoints and
+//! EndpointSlice, the `kube-dns` Service) and the
 //! server's housekeeping loops (history compaction, event expiry).
 
 use std::sync::Arc;
@@ -23,6 +24,82 @@ async fn ensure(rest: &Rest, scope: &Scope, obj: Value) -> Result<(), ApiError> 
     }
     match rest.create(scope, obj, &WriteOptions::default()).await {
         Ok(_) | Err(ApiError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `desired`, or if it exists sets the `fields` (paths below the
+/// top level, `/`-separated) to the desired values.
+async fn create_or_replace(
+    rest: &Rest,
+    scope: &Scope,
+    desired: Value,
+    fields: &[&str],
+) -> Result<(), ApiError> {
+    match rest
+        .create(scope, desired.clone(), &WriteOptions::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(ApiError::AlreadyExists { .. }) => {
+            let name = crate::object::name(&desired).to_string();
+            rest.update_with(scope, &name, None, &WriteOptions::default(), |old| {
+                let mut n = old.clone();
+                for f in fields {
+                    let path = format!("/{f}");
+                    if let (Some(want), Some(slot)) = (desired.pointer(&path), n.pointer_mut(&path))
+                    {
+                        *slot = want.clone();
+                    } else if let Some(want) = desired.pointer(&path) {
+                        let (parent, key) = path.rsplit_once('/').unwrap_or(("", f));
+                        if let Some(obj) = n.pointer_mut(parent).and_then(Value::as_object_mut) {
+                            obj.insert(key.to_string(), want.clone());
+                        }
+                    }
+                }
+                if let Some(m) = n["metadata"].as_object_mut() {
+                    m.remove("resourceVersion");
+                }
+                Ok(n)
+            })
+            .await
+            .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The `kube-system/kube-dns` Service the cluster DNS answers behind (as
+/// k3s' CoreDNS manifest has it; no selector: each node agent publishes its
+/// own DNS endpoint). Created when missing; an address the service range
+/// cannot hold is reported and skipped rather than stopping the server.
+async fn ensure_kube_dns(rest: &Rest, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    let services = rest.scope("", "v1", "services", Some("kube-system"))?;
+    let svc = json!({
+        "metadata": {
+            "name": "kube-dns",
+            "labels": {
+                "k8s-app": "kube-dns",
+                "kubernetes.io/cluster-service": "true",
+                "kubernetes.io/name": "CoreDNS",
+            },
+        },
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": ip.to_string(),
+            "ports": [
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+            ],
+            "sessionAffinity": "None",
+        },
+    });
+    match ensure(rest, &services, svc).await {
+        Ok(()) => Ok(()),
+        Err(ApiError::Invalid { .. }) => {
+            tracing::warn!(cluster_dns = %ip, "the cluster DNS address is not a free address of the service range; kube-system/kube-dns not created");
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }
@@ -72,34 +149,32 @@ pub async fn run(rest: &Rest, cfg: &Config) -> Result<(), ApiError> {
         .is_ok_and(|ip| !ip.is_loopback() && !ip.is_unspecified())
     {
         let endpoints = rest.scope("", "v1", "endpoints", Some("default"))?;
+        let ports = json!([{"name": "https", "port": cfg.port, "protocol": "TCP"}]);
         let desired = json!({
             "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": host}], "ports": [{"name": "https", "port": cfg.port, "protocol": "TCP"}]}],
+            "subsets": [{"addresses": [{"ip": host}], "ports": ports}],
         });
-        match rest
-            .create(&endpoints, desired.clone(), &WriteOptions::default())
-            .await
-        {
-            Ok(_) => {}
-            Err(ApiError::AlreadyExists { .. }) => {
-                rest.update_with(
-                    &endpoints,
-                    "kubernetes",
-                    None,
-                    &WriteOptions::default(),
-                    |old| {
-                        let mut n = old.clone();
-                        n["subsets"] = desired["subsets"].clone();
-                        if let Some(m) = n["metadata"].as_object_mut() {
-                            m.remove("resourceVersion");
-                        }
-                        Ok(n)
-                    },
-                )
-                .await?;
-            }
-            Err(e) => return Err(e),
-        }
+        create_or_replace(rest, &endpoints, desired, &["subsets"]).await?;
+        // As kube-apiserver's endpoint reconciler writes its EndpointSlice
+        // beside the Endpoints (no managed-by label, same address and port).
+        let slices = rest.scope("discovery.k8s.io", "v1", "endpointslices", Some("default"))?;
+        let address_type = if host.contains(':') { "IPv6" } else { "IPv4" };
+        let desired = json!({
+            "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": address_type,
+            "endpoints": [{"addresses": [host], "conditions": {"ready": true}}],
+            "ports": ports,
+        });
+        create_or_replace(
+            rest,
+            &slices,
+            desired,
+            &["addressType", "endpoints", "ports", "metadata/labels"],
+        )
+        .await?;
+    }
+    if let Some(ip) = cfg.cluster_dns {
+        ensure_kube_dns(rest, ip).await?;
     }
     Ok(())
 }

@@ -50,6 +50,9 @@ pub struct Config {
     /// port-forward (its `--kubelet-client-certificate`,
     /// [`pki::Pki::kubelet_client_config`]); without it those are refused.
     pub kubelet_client: Option<Arc<rustls::ClientConfig>>,
+    /// The cluster DNS address: the `kube-system/kube-dns` Service's
+    /// cluster IP (`None`: no such Service is created).
+    pub cluster_dns: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,9 @@ pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod endpointslicemirroring;
 pub mod expectations;
 pub mod garbagecollector;
 pub mod history;
@@ -20,6 +23,7 @@ pub mod pod_control;
 pub mod podgc;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod tainteviction;
 pub mod ttlafterfinished;
@@ -42,6 +46,9 @@ pub struct Config {
     pub node_monitor_grace_period: Duration,
     /// `--terminated-pod-gc-threshold`: finished pods kept at most (0: all).
     pub terminated_pod_gc_threshold: usize,
+    /// Whether the built-in service load balancer runs (`--disable servicelb`
+    /// turns it off; LoadBalancer Services then stay pending).
+    pub servicelb: bool,
 }
 
 impl Default for Config {
@@ -51,6 +58,7 @@ impl Default for Config {
             node_cidr_mask_size: 24,
             node_monitor_grace_period: Duration::from_secs(40),
             terminated_pod_gc_threshold: 12500,
+            servicelb: true,
         }
     }
 }
@@ -143,6 +151,18 @@ async fn run_all(ctx: Context, leading: CancellationToken) {
         tainteviction::run(ctx.clone(), leading.clone())
     );
     start!("podgc", podgc::run(ctx.clone(), leading.clone()));
+    start!("endpoint", endpoints::run(ctx.clone(), leading.clone()));
+    start!(
+        "endpointslice",
+        endpointslice::run(ctx.clone(), leading.clone())
+    );
+    start!(
+        "endpointslicemirroring",
+        endpointslicemirroring::run(ctx.clone(), leading.clone())
+    );
+    if ctx.config.servicelb {
+        start!("servicelb", servicelb::run(ctx.clone(), leading.clone()));
+    }
     // Informers the controllers asked for start now; later ones start at once.
     ctx.informers.start(leading.clone());
     while controllers.join_next().await.is_some() {}
