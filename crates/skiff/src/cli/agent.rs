@@ -154,6 +154,24 @@ pub struct AgentArgs {
     )]
     pub data_dir: PathBuf,
 
+    /// (networking) The cluster's Service addresses (as the servers')
+    #[arg(
+        long,
+        env = "SKIFF_SERVICE_CIDR",
+        default_value = "10.43.0.0/16",
+        help_heading = "Networking"
+    )]
+    pub service_cidr: String,
+
+    /// (networking) The cluster's pod addresses (as the servers')
+    #[arg(
+        long,
+        env = "SKIFF_CLUSTER_CIDR",
+        default_value = "10.42.0.0/16",
+        help_heading = "Networking"
+    )]
+    pub cluster_cidr: String,
+
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -169,7 +187,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let config = args.node.config(&args.data_dir, false, ca)?;
     let stop = CancellationToken::new();
     tokio::spawn(super::wait_for_signal(stop.clone()));
-    run_node(client, config, stop).await
+    let network = Network {
+        service_cidr: args.service_cidr.clone(),
+        cluster_cidr: args.cluster_cidr.clone(),
+    };
+    run_node(client, config, network, stop).await
+}
+
+/// The cluster's address ranges, which the node's proxy needs.
+pub struct Network {
+    pub service_cidr: String,
+    pub cluster_cidr: String,
 }
 
 /// The node's components — kubelet, service proxy, cluster DNS — over one
@@ -177,12 +205,58 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 pub async fn run_node(
     client: client::Client,
     config: kubelet::Config,
+    network: Network,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let informers = client::informer::Informers::new(client.clone());
+    let node_ip = config
+        .node_ip
+        .unwrap_or_else(kubelet::node::default_node_ip);
+    let proxy = proxy::Config::new(
+        config.node_name.clone(),
+        vec![node_ip],
+        network.service_cidr,
+        network.cluster_cidr,
+    );
+    let mut parts = tokio::task::JoinSet::new();
+    {
+        let (informers, stop) = (informers.clone(), stop.clone());
+        // As kube-proxy beside the kubelet: pods keep running without it.
+        parts.spawn(async move {
+            if let Err(e) = proxy::run(informers, proxy, stop).await {
+                tracing::error!(error = %e, "service proxy stopped");
+            }
+            Ok(())
+        });
+    }
+    {
+        // The node's resolver, behind the kube-dns Service (k3s runs
+        // CoreDNS as a pod; here every node serves it on its own address).
+        let dns = dns::Config {
+            listen: vec![std::net::SocketAddr::new(node_ip, 53)],
+            cluster_domain: config.cluster_domain.clone(),
+            ..Default::default()
+        };
+        let node = dns::NodeEndpoint {
+            client: client.clone(),
+            node_name: config.node_name.clone(),
+            address: node_ip,
+        };
+        let (informers, stop) = (informers.clone(), stop.clone());
+        parts.spawn(async move {
+            if let Err(e) = dns::run(informers, dns, Some(node), stop).await {
+                tracing::error!(error = %e, "cluster DNS stopped");
+            }
+            Ok(())
+        });
+    }
     let kubelet = kubelet::run(client, config, informers.clone(), stop.clone());
+    parts.spawn(kubelet);
     informers.start(stop.clone());
-    kubelet.await
+    while let Some(r) = parts.join_next().await {
+        r.context("node component panicked")??;
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -204,5 +278,8 @@ pub struct KillallArgs {
 
 /// Stops every pod, containerd and its shims, and unmounts what they left.
 pub async fn killall(args: KillallArgs) -> anyhow::Result<()> {
-    kubelet::killall::killall(&args.data_dir.join("agent"), &args.cgroup_root).await
+    kubelet::killall::killall(&args.data_dir.join("agent"), &args.cgroup_root).await?;
+    proxy::cleanup(proxy::DEFAULT_TABLE)
+        .await
+        .context("removing the service rules")
 }

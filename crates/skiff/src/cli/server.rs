@@ -162,7 +162,21 @@ pub struct ControllerArgs {
         help_heading = "Controllers"
     )]
     pub terminated_pod_gc_threshold: usize,
+
+    /// (components) Do not run a packaged component (repeatable or
+    /// comma-separated): servicelb
+    #[arg(
+        long,
+        env = "SKIFF_DISABLE",
+        value_delimiter = ',',
+        value_parser = clap::builder::PossibleValuesParser::new(DISABLABLE),
+        help_heading = "Components"
+    )]
+    pub disable: Vec<String>,
 }
+
+/// The components `--disable` can turn off (k3s' names).
+pub const DISABLABLE: &[&str] = &["servicelb"];
 
 impl ControllerArgs {
     pub fn config(&self) -> controllers::Config {
@@ -171,7 +185,13 @@ impl ControllerArgs {
             node_cidr_mask_size: self.node_cidr_mask_size,
             node_monitor_grace_period: self.node_monitor_grace_period,
             terminated_pod_gc_threshold: self.terminated_pod_gc_threshold,
+            servicelb: !self.disabled("servicelb"),
         }
+    }
+
+    /// Whether `--disable` names this component.
+    pub fn disabled(&self, component: &str) -> bool {
+        self.disable.iter().any(|d| d == component)
     }
 }
 
@@ -327,6 +347,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         // Kubelets (logs, exec, attach, port-forward) are reached with a
         // client certificate of the API server's own.
         kubelet_client: Some(pki.kubelet_client_config()?),
+        // The agents' `--cluster-dns` (its first address) is the cluster IP
+        // of `kube-system/kube-dns`.
+        cluster_dns: match args.node.cluster_dns.first() {
+            Some(ip) => Some(
+                ip.parse()
+                    .with_context(|| format!("--cluster-dns {ip:?}: not an IP address"))?,
+            ),
+            None => None,
+        },
     };
     // The agent of a server is a control-plane node; its kubelet endpoint
     // accepts the API server's client certificate, signed by the cluster CA.
@@ -378,8 +407,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         }
         if let Some(config) = agent_config {
             let (client, stop) = (client.clone(), stop.clone());
+            let network = super::agent::Network {
+                service_cidr: args.service_cidr.clone(),
+                cluster_cidr: args.controllers.cluster_cidr.clone(),
+            };
             components.spawn(async move {
-                if let Err(e) = super::agent::run_node(client, config, stop).await {
+                if let Err(e) = super::agent::run_node(client, config, network, stop).await {
                     tracing::error!(error = format!("{e:#}"), "node agent stopped");
                 }
             });
