@@ -17,6 +17,7 @@ mod node;
 mod objects;
 mod schedule;
 mod server;
+mod service;
 mod stats;
 mod watch;
 
@@ -38,11 +39,11 @@ struct Args {
     /// Where data dirs and floor databases go (same filesystem for both).
     #[arg(long, env = "BENCH_DIR", default_value = "/var/tmp")]
     work_dir: PathBuf,
-    /// Phases to run, comma-separated: create,list,watch,apply,durability,schedule,deploy,node.
+    /// Phases to run, comma-separated: create,list,watch,apply,durability,schedule,deploy,node,service.
     #[arg(
         long,
         env = "BENCH_PHASES",
-        default_value = "create,list,watch,apply,durability,schedule,deploy,node"
+        default_value = "create,list,watch,apply,durability,schedule,deploy,node,service"
     )]
     phases: String,
     /// Hollow nodes registered for the schedule phase.
@@ -115,6 +116,34 @@ struct Args {
     /// (4x for the big batch).
     #[arg(long, env = "BENCH_NODE_TIMEOUT", default_value_t = 60)]
     node_timeout: u64,
+    /// Selector-less Services (one hand-written EndpointSlice each) of the
+    /// service phase's rule and DNS figures.
+    #[arg(long, env = "BENCH_SVC_COUNT", default_value_t = 1000)]
+    svc_count: usize,
+    /// Endpoints per slice in the service phase (1-250; each a node address).
+    #[arg(long, env = "BENCH_SVC_ENDPOINTS", default_value_t = 10)]
+    svc_endpoints: usize,
+    /// Concurrent API clients writing the service phase's Services and slices.
+    #[arg(long, env = "BENCH_SVC_CLIENTS", default_value_t = 8)]
+    svc_clients: usize,
+    /// Sequential requests to the demo app per target (ClusterIP, pod IP).
+    #[arg(long, env = "BENCH_SVC_REQUESTS", default_value_t = 2000)]
+    svc_requests: usize,
+    /// Concurrent request loops to the demo app, per target.
+    #[arg(long, env = "BENCH_SVC_CONCURRENCY", default_value_t = 8)]
+    svc_concurrency: usize,
+    /// Seconds of concurrent requests to each target.
+    #[arg(long, env = "BENCH_SVC_LOAD_SECONDS", default_value_t = 5)]
+    svc_load_seconds: u64,
+    /// Single EndpointSlice changes timed (each to the open port and back).
+    #[arg(long, env = "BENCH_SVC_CHANGES", default_value_t = 20)]
+    svc_changes: usize,
+    /// Seconds of each dnsperf run of the service phase.
+    #[arg(long, env = "BENCH_SVC_DNS_SECONDS", default_value_t = 5)]
+    svc_dns_seconds: u64,
+    /// Seconds the service phase waits for a pod, rules or the DNS.
+    #[arg(long, env = "BENCH_SVC_TIMEOUT", default_value_t = 60)]
+    svc_timeout: u64,
     /// Where `make images` put the test image tarballs
     /// (default: $CARGO_TARGET_DIR/images).
     #[arg(long, env = "SKIFF_IMAGES_DIR")]
@@ -189,6 +218,11 @@ async fn main() -> Result<()> {
     if args.wants("node") {
         let r = node_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
         failed("node", r, &mut rows);
+    }
+
+    if args.wants("service") {
+        let r = service_phase(&args, &bin, work.path(), &mut rows, &mut problems).await;
+        failed("service", r, &mut rows);
     }
 
     stats::print_table(&rows);
@@ -903,10 +937,7 @@ async fn node_phase(
         many: args.node_many,
         floor_reps: args.node_floor_reps,
         timeout: Duration::from_secs(args.node_timeout),
-        images_dir: args.images_dir.clone().unwrap_or_else(|| {
-            PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
-                .join("images")
-        }),
+        images_dir: images_dir(args),
     };
     let (bin, dir) = (bin.to_path_buf(), work.join("node"));
     let o = tokio::task::spawn_blocking(move || node::run(&bin, &dir, cfg)).await??;
@@ -1076,6 +1107,196 @@ fn node_rows(args: &Args, o: &node::Outcome, rows: &mut Vec<Row>) {
             ms(o.node_ready)
         ),
     ));
+}
+
+fn images_dir(args: &Args) -> PathBuf {
+    args.images_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+            .join("images")
+    })
+}
+
+/// Service networking on a real node: ClusterIP against pod IP, rule
+/// programming with many Services, the cluster DNS under load.
+async fn service_phase(
+    args: &Args,
+    bin: &Path,
+    work: &Path,
+    rows: &mut Vec<Row>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    eprintln!(
+        "\n== service: server + agent (proxy, DNS) in a network namespace; demo app via ClusterIP vs pod IP, {} Services x {} endpoints, DNS",
+        args.svc_count, args.svc_endpoints
+    );
+    let cfg = service::Config {
+        services: args.svc_count,
+        endpoints: args.svc_endpoints,
+        clients: args.svc_clients,
+        requests: args.svc_requests,
+        concurrency: args.svc_concurrency,
+        load_seconds: args.svc_load_seconds,
+        changes: args.svc_changes,
+        dns_seconds: args.svc_dns_seconds,
+        timeout: Duration::from_secs(args.svc_timeout),
+        images_dir: images_dir(args),
+    };
+    let (bin, dir) = (bin.to_path_buf(), work.join("service"));
+    let o = tokio::task::spawn_blocking(move || service::run(&bin, &dir, cfg)).await??;
+    problems.extend(o.problems.iter().cloned());
+    service_rows(args, &o, rows);
+    Ok(())
+}
+
+fn service_rows(args: &Args, o: &service::Outcome, rows: &mut Vec<Row>) {
+    let p = "service";
+    let p50_p99 = |l: &stats::Latencies| format!("{} / {}", ms(l.pct(50.0)), ms(l.pct(99.0)));
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    let n = args.svc_requests;
+    if o.seq_svc.len() > 0 {
+        let (svc, pod) = (o.seq_svc.pct(50.0), o.seq_pod.pct(50.0));
+        let added = (svc.as_secs_f64() / pod.as_secs_f64().max(1e-9) - 1.0) * 100.0;
+        rows.push(row(
+            p,
+            format!("GET demo via ClusterIP, new conn each ({n}x) p50 / p99"),
+            p50_p99(&o.seq_svc),
+            format!(
+                "target <= 5% added p50: {added:+.1}% ({}); from the node (nat output), interleaved with the pod-IP GETs; ClusterIP answered {} after the pod was Ready",
+                verdict(added <= 5.0),
+                o.svc_first_answer.map(dur).unwrap_or_else(|| "-".into())
+            ),
+        ));
+    }
+    if o.seq_pod.len() > 0 {
+        rows.push(row(
+            p,
+            format!("  floor: GET straight to the pod IP ({n}x) p50 / p99"),
+            p50_p99(&o.seq_pod),
+            format!("same client, same run; {} GETs failed", o.seq_errors),
+        ));
+    }
+    let c = args.svc_concurrency;
+    if let Some(svc) = o.rps_svc {
+        rows.push(row(
+            p,
+            format!("GETs/s via ClusterIP, {c} loops, new conn each"),
+            rate(svc),
+            format!(
+                "{:.2}x the pod-IP rate; {} s each, in alternating halves; the demo app closes every connection",
+                svc / o.rps_pod.unwrap_or(f64::NAN),
+                args.svc_load_seconds
+            ),
+        ));
+    }
+    if let Some(pod) = o.rps_pod {
+        rows.push(row(
+            p,
+            format!("  floor: GETs/s straight to the pod IP, {c} loops"),
+            rate(pod),
+            format!("{} GETs failed over both runs", o.load_errors),
+        ));
+    }
+    if o.written > 0 {
+        rows.push(row(
+            p,
+            format!(
+                "API writes: {} Services + {} EndpointSlices",
+                args.svc_count, args.svc_count
+            ),
+            secs(o.write_elapsed),
+            format!(
+                "{}, {} clients; selector-less, {} ready endpoints each",
+                rate(o.written as f64 / o.write_elapsed.as_secs_f64()),
+                args.svc_clients,
+                args.svc_endpoints
+            ),
+        ));
+        rows.push(row(
+            p,
+            "  last write -> rules in force",
+            o.initial.map(dur).unwrap_or_else(|| "-".into()),
+            format!(
+                "until a connect to the last Service's clusterIP:80 is accepted; table ip skiff {} lines",
+                o.table_lines
+                    .map(|l| l.to_string())
+                    .unwrap_or_else(|| "-".into())
+            ),
+        ));
+    }
+    if o.change_open.len() > 0 {
+        rows.push(row(
+            p,
+            format!(
+                "single EndpointSlice change -> in force ({}x) p50 / p99",
+                o.change_open.len()
+            ),
+            p50_p99(&o.change_open),
+            format!(
+                "target < 100 ms ({}); PATCH response to the first accepted connect, {} Services in place; back to the closed port p50 / p99 {}; PATCH itself p50 {}{}",
+                verdict(o.change_open.pct(99.0) < Duration::from_millis(100)),
+                args.svc_count,
+                p50_p99(&o.change_close),
+                ms(o.change_ack.pct(50.0)),
+                if o.changes_missed > 0 {
+                    format!("; {} NOT in force within 10 s", o.changes_missed)
+                } else {
+                    String::new()
+                }
+            ),
+        ));
+    }
+    if o.nft_elem.len() > 0 {
+        rows.push(row(
+            p,
+            "  floor: nft -f add + delete one set element p50 / p99",
+            p50_p99(&o.nft_elem),
+            format!(
+                "scratch `table ip floor`, with the Services' rules loaded; no-op transaction p50 {}; before the Services {} / no-op {}",
+                ms(o.nft_empty.pct(50.0)),
+                ms(o.nft_elem_before.pct(50.0)),
+                ms(o.nft_empty_before.pct(50.0))
+            ),
+        ));
+    }
+    for (i, d) in o.dns.iter().enumerate() {
+        let floor = d.target.starts_with("floor");
+        rows.push(row(
+            p,
+            if floor {
+                format!("  {} ({})", d.target, d.tool)
+            } else {
+                format!("DNS A svc-N lookups, {} ({})", d.target, d.tool)
+            },
+            rate(d.qps),
+            format!(
+                "p50 {} p99 {}; {} completed, {} lost; {}{}",
+                ms(d.latency.pct(50.0)),
+                ms(d.latency.pct(99.0)),
+                d.completed,
+                d.lost,
+                d.rcodes,
+                match o.dns.first() {
+                    Some(f) if i > 0 && f.target.starts_with("floor") =>
+                        format!("; {:.2}x the floor's rate", d.qps / f.qps.max(1e-9)),
+                    _ => String::new(),
+                }
+            ),
+        ));
+    }
+    rows.push(row(
+        p,
+        format!("agent RSS before / with {} Services", args.svc_count),
+        format!("{} / {}", mib(o.agent_rss_before), mib(o.agent_rss_after)),
+        format!(
+            "VmRSS of skiff agent (kubelet, proxy, DNS; the demo pod); {} idle before the requests; node Ready {} after its spawn",
+            mib(o.agent_rss_idle),
+            ms(o.node_ready)
+        ),
+    ));
+    for note in &o.notes {
+        let first = note.lines().next().unwrap_or_default();
+        rows.push(row(p, "  ! not measured", "-", first.to_owned()));
+    }
 }
 
 fn failed(phase: &'static str, result: Result<()>, rows: &mut Vec<Row>) {

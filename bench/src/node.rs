@@ -51,7 +51,7 @@ impl std::ops::Deref for Samples {
 }
 
 const NAMESPACE: &str = "node";
-const NODE_NAME: &str = "bench-node";
+pub(crate) const NODE_NAME: &str = "bench-node";
 const BUSYBOX: &str = "localhost/busybox:1.35";
 /// The test images `make images` builds, imported by the agent at start.
 const IMAGES: &[&str] = &["pause", "busybox"];
@@ -746,7 +746,7 @@ async fn delete_all(
 }
 
 /// Polls the node until its Ready condition is True.
-async fn wait_node_ready(
+pub(crate) async fn wait_node_ready(
     c: &mut Client,
     agent: &mut Helper,
     timeout: Duration,
@@ -1034,12 +1034,12 @@ async fn start_watch(
 }
 
 /// A network namespace with only `lo` up, deleted on drop.
-struct Netns {
-    name: String,
+pub(crate) struct Netns {
+    pub(crate) name: String,
 }
 
 impl Netns {
-    fn create() -> Result<Netns> {
+    pub(crate) fn create() -> Result<Netns> {
         let name = format!("skiff-bench-{}", std::process::id());
         let ok = Command::new("ip").args(["netns", "add", &name]).status()?;
         ensure!(ok.success(), "ip netns add {name} failed (root needed)");
@@ -1051,7 +1051,7 @@ impl Netns {
         Ok(ns)
     }
 
-    fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         PathBuf::from("/var/run/netns").join(&self.name)
     }
 }
@@ -1066,7 +1066,7 @@ impl Drop for Netns {
 
 /// Moves the calling thread into the network namespace at `path`; threads
 /// and processes it starts afterwards are born there.
-fn enter_netns(path: &Path) -> Result<()> {
+pub(crate) fn enter_netns(path: &Path) -> Result<()> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     use std::os::fd::AsRawFd;
     // SAFETY: setns(2) on an fd we own; it affects only this thread.
@@ -1082,9 +1082,9 @@ fn enter_netns(path: &Path) -> Result<()> {
 
 /// `skiff killall --data-dir D` (run from the namespace's thread): every
 /// pod, containerd, its shims and their mounts go before the namespace.
-struct Killall {
-    bin: PathBuf,
-    data_dir: PathBuf,
+pub(crate) struct Killall {
+    pub(crate) bin: PathBuf,
+    pub(crate) data_dir: PathBuf,
 }
 
 impl Drop for Killall {
