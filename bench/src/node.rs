@@ -150,7 +150,7 @@ pub fn run(bin: &Path, dir: &Path, cfg: Config) -> Result<Outcome> {
             rt.block_on(async {
                 let mut procs = Procs::default();
                 let r = run_in(&bin, &dir, &cfg, &mut procs).await;
-                let problems = procs.stop();
+                let problems = procs.stop("node");
                 match r {
                     Ok(mut o) => {
                         o.problems.extend(problems);
@@ -172,65 +172,99 @@ pub fn run(bin: &Path, dir: &Path, cfg: Config) -> Result<Outcome> {
     r
 }
 
+/// The server and agent processes of a phase that runs a real node.
 #[derive(Default)]
-struct Procs {
-    server: Option<Server>,
-    agent: Option<Helper>,
+pub(crate) struct Procs {
+    pub(crate) server: Option<Server>,
+    pub(crate) agent: Option<Helper>,
 }
 
 impl Procs {
-    fn stop(&mut self) -> Vec<String> {
+    /// Stops both; what their logs say went wrong, for the `phase`.
+    pub(crate) fn stop(&mut self, phase: &str) -> Vec<String> {
         let mut problems = Vec::new();
         if let Some(a) = self.agent.as_mut() {
             a.stop();
-            problems.extend(a.log_problems("node"));
+            problems.extend(a.log_problems(phase));
         }
         if let Some(s) = self.server.as_mut() {
             s.stop();
-            problems.extend(s.log_problems("node"));
+            problems.extend(s.log_problems(phase));
         }
         problems
     }
+}
+
+/// A node that came up: its agent's data dir and pid, a client of the
+/// server, and how long the node took to be Ready.
+pub(crate) struct StartedNode {
+    pub(crate) data: PathBuf,
+    pub(crate) agent_pid: u32,
+    pub(crate) client: Client,
+    pub(crate) node_ready: Duration,
+}
+
+/// Starts `skiff server` (control plane alone, with `server_args`) and
+/// `skiff agent` (with `agent_args`) as two processes in `dir`, the test
+/// images `image_names` (tarballs in `images_dir`) in the agent's import dir, and
+/// waits for the node to be Ready.
+pub(crate) async fn start_node(
+    bin: &Path,
+    dir: &Path,
+    (images_dir, image_names): (&Path, &[&str]),
+    procs: &mut Procs,
+    server_args: &[&str],
+    agent_args: &[&str],
+) -> Result<StartedNode> {
+    let (server, ready) = Server::start_with(bin, &dir.join("server"), server_args).await?;
+    let server = procs.server.insert(server);
+    eprintln!("  server ready in {} (pid {:?})", ms(ready), server.pid());
+    let data = dir.join("agent");
+    let images = data.join("agent/images");
+    std::fs::create_dir_all(&images)?;
+    for name in image_names {
+        std::fs::copy(
+            images_dir.join(format!("{name}.tar")),
+            images.join(format!("{name}.tar")),
+        )?;
+    }
+    let kubeconfig = server.kubeconfig();
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "agent".as_ref(),
+        "--kubeconfig".as_ref(),
+        kubeconfig.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--node-name".as_ref(),
+        NODE_NAME.as_ref(),
+    ];
+    args.extend(agent_args.iter().map(std::ffi::OsStr::new));
+    let agent = procs
+        .agent
+        .insert(Helper::spawn("agent", bin, &args, dir.join("agent.log"))?);
+    let agent_pid = agent.pid().context("agent not running")?;
+    let mut client = server.client().await?;
+    let node_ready = wait_node_ready(&mut client, agent, Duration::from_secs(120)).await?;
+    eprintln!(
+        "  agent (pid {agent_pid}) registered {NODE_NAME}, Ready after {}",
+        ms(node_ready)
+    );
+    Ok(StartedNode {
+        data,
+        agent_pid,
+        client,
+        node_ready,
+    })
 }
 
 async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Result<Outcome> {
     let mut o = Outcome::default();
     // The control plane alone: scheduler and controllers (node IPAM gives the
     // node its podCIDR), no agent.
-    let (server, ready) = Server::start_with(bin, &dir.join("server"), &[]).await?;
-    let server = procs.server.insert(server);
-    eprintln!("  server ready in {} (pid {:?})", ms(ready), server.pid());
-    let data = dir.join("agent");
-    let images = data.join("agent/images");
-    std::fs::create_dir_all(&images)?;
-    for name in IMAGES {
-        std::fs::copy(
-            cfg.images_dir.join(format!("{name}.tar")),
-            images.join(format!("{name}.tar")),
-        )?;
-    }
-    let kubeconfig = server.kubeconfig();
-    let agent = procs.agent.insert(Helper::spawn(
-        "agent",
-        bin,
-        &[
-            "agent".as_ref(),
-            "--kubeconfig".as_ref(),
-            kubeconfig.as_os_str(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--node-name".as_ref(),
-            NODE_NAME.as_ref(),
-        ],
-        dir.join("agent.log"),
-    )?);
-    let agent_pid = agent.pid().context("agent not running")?;
-    let mut c = server.client().await?;
-    o.node_ready = wait_node_ready(&mut c, agent, Duration::from_secs(120)).await?;
-    eprintln!(
-        "  agent (pid {agent_pid}) registered {NODE_NAME}, Ready after {}",
-        ms(o.node_ready)
-    );
+    let node = start_node(bin, dir, (&cfg.images_dir, IMAGES), procs, &[], &[]).await?;
+    o.node_ready = node.node_ready;
+    let (data, agent_pid, mut c) = (node.data, node.agent_pid, node.client);
+    let server = procs.server.as_ref().context("server not running")?;
     let socket = data.join("agent/containerd/containerd.sock");
     let rt = Runtime::connect(&socket.display().to_string(), Duration::from_secs(10)).await?;
     let containerd_pid = pid_of_containerd(&data.join("agent/containerd"))

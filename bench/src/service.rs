@@ -37,9 +37,9 @@ use serde_json::json;
 
 use crate::client::Client;
 use crate::create::describe;
-use crate::node::{enter_netns, wait_node_ready, Killall, Netns, Samples, NODE_NAME};
+use crate::node::{enter_netns, start_node, Killall, Netns, Procs, Samples};
 use crate::schedule::create_namespace;
-use crate::server::{rss_of, Helper, Server};
+use crate::server::{rss_of, Server};
 use crate::stats::{mib, ms, Latencies};
 
 const NAMESPACE: &str = "bench";
@@ -177,7 +177,7 @@ pub fn run(bin: &Path, dir: &Path, cfg: Config) -> Result<Outcome> {
                 let mut procs = Procs::default();
                 let r = run_in(&bin, &dir, &cfg, &mut procs).await;
                 remove_pods(&procs, &dir.join("agent")).await;
-                let problems = procs.stop();
+                let problems = procs.stop("service");
                 match r {
                     Ok(mut o) => {
                         o.problems.extend(problems);
@@ -225,32 +225,6 @@ fn endpoint_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(172, 31, 1, (i + 1) as u8)
 }
 
-#[derive(Default)]
-struct Procs {
-    server: Option<Server>,
-    agent: Option<Helper>,
-}
-
-impl Procs {
-    fn stop(&mut self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if let Some(a) = self.agent.as_mut() {
-            a.stop();
-            problems.extend(a.log_problems("service"));
-        }
-        if let Some(s) = self.server.as_mut() {
-            s.stop();
-            problems.extend(s.log_problems("service"));
-        }
-        problems
-    }
-}
-
-/// Deletes the benchmark's pods (grace 0) and waits until containerd has
-/// no sandbox left, while the agent still runs: the agent stops its
-/// containerd when it stops, after which `skiff killall` can no longer
-/// remove sandboxes through CRI and their network namespaces would stay
-/// mounted under /run/netns. Best effort.
 async fn remove_pods(procs: &Procs, data: &Path) {
     let Some(server) = procs.server.as_ref() else {
         return;
@@ -292,43 +266,18 @@ async fn run_in(bin: &Path, dir: &Path, cfg: &Config, procs: &mut Procs) -> Resu
     // The control plane with its controllers (endpoints, node IPAM); the
     // `kubernetes` Endpoints carry the node address.
     let node_ip = NODE_IP.to_string();
-    let (server, ready) =
-        Server::start_with(bin, &dir.join("server"), &["--advertise-address", &node_ip]).await?;
-    let server = procs.server.insert(server);
-    eprintln!("  server ready in {} (pid {:?})", ms(ready), server.pid());
-    let data = dir.join("agent");
-    let images = data.join("agent/images");
-    std::fs::create_dir_all(&images)?;
-    for name in IMAGES {
-        std::fs::copy(
-            cfg.images_dir.join(format!("{name}.tar")),
-            images.join(format!("{name}.tar")),
-        )?;
-    }
-    let kubeconfig = server.kubeconfig();
-    let agent = procs.agent.insert(Helper::spawn(
-        "agent",
+    let node = start_node(
         bin,
-        &[
-            "agent".as_ref(),
-            "--kubeconfig".as_ref(),
-            kubeconfig.as_os_str(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--node-name".as_ref(),
-            NODE_NAME.as_ref(),
-            "--node-ip".as_ref(),
-            node_ip.as_ref(),
-        ],
-        dir.join("agent.log"),
-    )?);
-    let agent_pid = agent.pid().context("agent not running")?;
-    let mut c = server.client().await?;
-    o.node_ready = wait_node_ready(&mut c, agent, Duration::from_secs(120)).await?;
-    eprintln!(
-        "  agent (pid {agent_pid}) registered {NODE_NAME}, Ready after {}",
-        ms(o.node_ready)
-    );
+        dir,
+        (&cfg.images_dir, IMAGES),
+        procs,
+        &["--advertise-address", &node_ip],
+        &["--node-ip", &node_ip],
+    )
+    .await?;
+    o.node_ready = node.node_ready;
+    let (agent_pid, mut c) = (node.agent_pid, node.client);
+    let server = procs.server.as_ref().context("server not running")?;
     create_namespace(&mut c, NAMESPACE).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     o.agent_rss_idle = rss_of(agent_pid)?;
