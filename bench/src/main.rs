@@ -132,8 +132,11 @@ struct Args {
     /// Concurrent request loops to the demo app, per target.
     #[arg(long, env = "BENCH_SVC_CONCURRENCY", default_value_t = 8)]
     svc_concurrency: usize,
-    /// Seconds of concurrent requests to each target.
-    #[arg(long, env = "BENCH_SVC_LOAD_SECONDS", default_value_t = 5)]
+    /// Seconds of concurrent requests to each target. Short on purpose: one
+    /// client address to one backend runs out of NAT tuples through the
+    /// ClusterIP (conntrack keeps closed connections 120 s) after a few
+    /// seconds at thousands of connections per second.
+    #[arg(long, env = "BENCH_SVC_LOAD_SECONDS", default_value_t = 1)]
     svc_load_seconds: u64,
     /// Single EndpointSlice changes timed (each to the open port and back).
     #[arg(long, env = "BENCH_SVC_CHANGES", default_value_t = 20)]
