@@ -619,3 +619,32 @@ spec:
     // And through the Service it names, the pods answer.
     assert!(wget(&s, "client", "http://front").starts_with("hello from web-"));
 }
+
+#[test]
+fn cluster_domain_flag_changes_the_zone() {
+    let s = Server::start_node(&["--cluster-domain", "corp.test"]);
+    node_ready(&s);
+    s.apply_stdin(
+        &["apply"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: front}\nspec:\n  selector: {app: none}\n  ports: [{port: 80}]\n",
+    );
+    client_pod(&s, "client");
+    let front = jsonpath(&s, "svc/front", "{.spec.clusterIP}");
+    let (_, resolv) = exec_sh(&s, "client", "cat /etc/resolv.conf");
+    assert!(
+        resolv.contains("search default.svc.corp.test svc.corp.test corp.test"),
+        "{resolv}"
+    );
+    let (ok, text) = nslookup(&s, "client", "front.default.svc.corp.test.");
+    assert!(ok && text.contains(&front), "{text}");
+    let (_, text) = nslookup(&s, "client", "front");
+    assert!(
+        text.contains(&format!(
+            "Name:\tfront.default.svc.corp.test\nAddress: {front}"
+        )),
+        "{text}"
+    );
+    // PTR names are in the zone too.
+    let (ok, text) = nslookup(&s, "client", &front);
+    assert!(ok && text.contains("front.default.svc.corp.test"), "{text}");
+}
