@@ -214,8 +214,12 @@ fn taints_need_tolerations_and_cordons_do_not_matter() {
         &["apply"],
         &ds_yaml("      tolerations:\n      - {key: gpu, operator: Exists, effect: NoSchedule}\n"),
     );
+    // The new template (with the toleration) also replaces the pod already
+    // on hollow-node-0; wait for that rollout, or the taint below would
+    // strand an old pod that is never updated.
     eventually(WAIT, || {
-        (nodes_with_pods(&s) == ["gpu-0", "hollow-node-0"]).then_some(())
+        (nodes_with_pods(&s) == ["gpu-0", "hollow-node-0"] && status(&s) == "2 2 2 2 0")
+            .then_some(())
     });
     // A NoSchedule taint added later keeps the running pod (misscheduled).
     s.ok(&["taint", "node", "hollow-node-0", "maint=now:NoSchedule"]);
