@@ -823,15 +823,13 @@ impl Kubelet {
     /// start before the Services were read once (their environment would
     /// be incomplete for good); a short wait covers the agent's start.
     async fn service_env(&self, pod: &Pod) -> Result<Vec<(String, String)>, String> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.services.has_synced() {
-            if Instant::now() > deadline {
-                return Err(
-                    "services have not yet been read at least once, cannot construct envvars"
-                        .into(),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if tokio::time::timeout(Duration::from_secs(5), self.services.wait_synced())
+            .await
+            .is_err()
+        {
+            return Err(
+                "services have not yet been read at least once, cannot construct envvars".into(),
+            );
         }
         let links = pod
             .spec

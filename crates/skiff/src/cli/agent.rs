@@ -204,14 +204,15 @@ pub struct Network {
 /// set of shared informers.
 pub async fn run_node(
     client: client::Client,
-    config: kubelet::Config,
+    mut config: kubelet::Config,
     network: Network,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let informers = client::informer::Informers::new(client.clone());
-    let node_ip = config
+    // Chosen once, so the kubelet, the proxy and the DNS agree on it.
+    let node_ip = *config
         .node_ip
-        .unwrap_or_else(kubelet::node::default_node_ip);
+        .get_or_insert_with(kubelet::node::default_node_ip);
     let proxy = proxy::Config::new(
         config.node_name.clone(),
         vec![node_ip],
