@@ -51,7 +51,7 @@ impl std::ops::Deref for Samples {
 }
 
 const NAMESPACE: &str = "node";
-pub(crate) const NODE_NAME: &str = "bench-node";
+const NODE_NAME: &str = "bench-node";
 const BUSYBOX: &str = "localhost/busybox:1.35";
 /// The test images `make images` builds, imported by the agent at start.
 const IMAGES: &[&str] = &["pause", "busybox"];
@@ -124,36 +124,77 @@ pub struct Outcome {
 /// that joins it (with a runtime whose threads all start there, so every
 /// socket and child process is inside). Blocking.
 pub fn run(bin: &Path, dir: &Path, cfg: Config) -> Result<Outcome> {
-    for name in IMAGES {
-        let src = cfg.images_dir.join(format!("{name}.tar"));
+    require_images(&cfg.images_dir, IMAGES)?;
+    let ns = Netns::create()?;
+    let (bin, dir) = (bin.to_path_buf(), dir.to_path_buf());
+    in_namespace("node", &ns, bin.clone(), dir.clone(), async move |procs| {
+        run_in(&bin, &dir, &cfg, procs).await
+    })
+}
+
+/// Fails early when `make images` has not made the phase's images.
+pub(crate) fn require_images(images_dir: &Path, names: &[&str]) -> Result<()> {
+    for name in names {
+        let src = images_dir.join(format!("{name}.tar"));
         ensure!(
             src.exists(),
             "{} is missing: run `make images` first",
             src.display()
         );
     }
-    let ns = Netns::create()?;
-    let (bin, dir, path) = (bin.to_path_buf(), dir.to_path_buf(), ns.path());
+    Ok(())
+}
+
+/// What a phase that runs a real node reports, with room for the problems
+/// its processes logged.
+pub(crate) trait PhaseOutcome {
+    fn problems(&mut self) -> &mut Vec<String>;
+}
+
+impl PhaseOutcome for Outcome {
+    fn problems(&mut self) -> &mut Vec<String> {
+        &mut self.problems
+    }
+}
+
+/// Runs `body` on a thread that joins `ns`, with a tokio runtime whose
+/// threads all start there (so every socket and child process is inside).
+/// Afterwards the server and agent that `body` started are stopped, their
+/// logged problems go into the outcome (or are printed with an error), and
+/// `skiff killall` runs on `dir/agent`, also after a panic. Blocking.
+pub(crate) fn in_namespace<O, F>(
+    phase: &'static str,
+    ns: &Netns,
+    bin: PathBuf,
+    dir: PathBuf,
+    body: F,
+) -> Result<O>
+where
+    O: PhaseOutcome + Send + 'static,
+    F: AsyncFnOnce(&mut Procs) -> Result<O> + Send + 'static,
+{
+    let path = ns.path();
     let thread = std::thread::Builder::new()
-        .name("bench-node".into())
-        .spawn(move || -> Result<Outcome> {
+        .name(format!("bench-{phase}"))
+        .spawn(move || -> Result<O> {
             enter_netns(&path)?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            // Dropped last (also on a panic): no container outlives the run.
+            // Dropped before the runtime (also on a panic): no container
+            // outlives the run.
             let _killall = Killall {
-                bin: bin.clone(),
+                bin,
                 data_dir: dir.join("agent"),
             };
             rt.block_on(async {
                 let mut procs = Procs::default();
-                let r = run_in(&bin, &dir, &cfg, &mut procs).await;
-                let problems = procs.stop("node");
+                let r = body(&mut procs).await;
+                let problems = procs.stop(phase);
                 match r {
                     Ok(mut o) => {
-                        o.problems.extend(problems);
+                        o.problems().extend(problems);
                         Ok(o)
                     }
                     Err(e) => {
@@ -165,11 +206,9 @@ pub fn run(bin: &Path, dir: &Path, cfg: Config) -> Result<Outcome> {
                 }
             })
         })?;
-    let r = thread
+    thread
         .join()
-        .map_err(|_| anyhow!("the node phase's thread panicked"))?;
-    drop(ns);
-    r
+        .map_err(|_| anyhow!("the {phase} phase's thread panicked"))?
 }
 
 /// The server and agent processes of a phase that runs a real node.
@@ -780,7 +819,7 @@ async fn delete_all(
 }
 
 /// Polls the node until its Ready condition is True.
-pub(crate) async fn wait_node_ready(
+async fn wait_node_ready(
     c: &mut Client,
     agent: &mut Helper,
     timeout: Duration,
@@ -1100,7 +1139,7 @@ impl Drop for Netns {
 
 /// Moves the calling thread into the network namespace at `path`; threads
 /// and processes it starts afterwards are born there.
-pub(crate) fn enter_netns(path: &Path) -> Result<()> {
+fn enter_netns(path: &Path) -> Result<()> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     use std::os::fd::AsRawFd;
     // SAFETY: setns(2) on an fd we own; it affects only this thread.
@@ -1116,9 +1155,9 @@ pub(crate) fn enter_netns(path: &Path) -> Result<()> {
 
 /// `skiff killall --data-dir D` (run from the namespace's thread): every
 /// pod, containerd, its shims and their mounts go before the namespace.
-pub(crate) struct Killall {
-    pub(crate) bin: PathBuf,
-    pub(crate) data_dir: PathBuf,
+struct Killall {
+    bin: PathBuf,
+    data_dir: PathBuf,
 }
 
 impl Drop for Killall {

@@ -37,7 +37,7 @@ use serde_json::json;
 
 use crate::client::Client;
 use crate::create::describe;
-use crate::node::{enter_netns, start_node, Killall, Netns, Procs, Samples};
+use crate::node::{in_namespace, require_images, start_node, Netns, PhaseOutcome, Procs, Samples};
 use crate::schedule::create_namespace;
 use crate::server::{rss_of, Server};
 use crate::stats::{mib, ms, Latencies};
@@ -144,14 +144,7 @@ pub struct Outcome {
 /// Runs the whole phase in a network namespace of its own, on a thread
 /// that joins it (see [`crate::node::run`]). Blocking.
 pub fn run(bin: &Path, dir: &Path, cfg: Config) -> Result<Outcome> {
-    for name in IMAGES {
-        let src = cfg.images_dir.join(format!("{name}.tar"));
-        ensure!(
-            src.exists(),
-            "{} is missing: run `make images` first",
-            src.display()
-        );
-    }
+    require_images(&cfg.images_dir, IMAGES)?;
     ensure!(cfg.services >= 2, "BENCH_SVC_COUNT must be at least 2");
     ensure!(
         (1..=250).contains(&cfg.endpoints),
@@ -159,44 +152,24 @@ pub fn run(bin: &Path, dir: &Path, cfg: Config) -> Result<Outcome> {
     );
     let ns = Netns::create()?;
     node_network(&ns, cfg.endpoints)?;
-    let (bin, dir, path) = (bin.to_path_buf(), dir.to_path_buf(), ns.path());
-    let thread = std::thread::Builder::new()
-        .name("bench-service".into())
-        .spawn(move || -> Result<Outcome> {
-            enter_netns(&path)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            // Dropped first (also on a panic): no container outlives the run.
-            let _killall = Killall {
-                bin: bin.clone(),
-                data_dir: dir.join("agent"),
-            };
-            rt.block_on(async {
-                let mut procs = Procs::default();
-                let r = run_in(&bin, &dir, &cfg, &mut procs).await;
-                remove_pods(&procs, &dir.join("agent")).await;
-                let problems = procs.stop("service");
-                match r {
-                    Ok(mut o) => {
-                        o.problems.extend(problems);
-                        Ok(o)
-                    }
-                    Err(e) => {
-                        for p in problems.iter().take(20) {
-                            eprintln!("  {p}");
-                        }
-                        Err(e)
-                    }
-                }
-            })
-        })?;
-    let r = thread
-        .join()
-        .map_err(|_| anyhow!("the service phase's thread panicked"))?;
-    drop(ns);
-    r
+    let (bin, dir) = (bin.to_path_buf(), dir.to_path_buf());
+    in_namespace(
+        "service",
+        &ns,
+        bin.clone(),
+        dir.clone(),
+        async move |procs| {
+            let r = run_in(&bin, &dir, &cfg, procs).await;
+            remove_pods(procs, &dir.join("agent")).await;
+            r
+        },
+    )
+}
+
+impl PhaseOutcome for Outcome {
+    fn problems(&mut self) -> &mut Vec<String> {
+        &mut self.problems
+    }
 }
 
 /// The node's `eth0` (a veth whose peer stays inside, so nothing leaves)
