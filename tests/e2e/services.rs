@@ -13,7 +13,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{eventually, jsonpath, node_ready, wait_ready, Netns, Server, NODE_IP};
@@ -21,10 +21,8 @@ use common::{eventually, jsonpath, node_ready, wait_ready, Netns, Server, NODE_I
 const BUSYBOX: &str = "localhost/busybox:1.35";
 const DEMO: &str = "localhost/skiff-demo:0.1";
 
-/// What `sh -c script` prints in pod `pod` (stdout and stderr, and whether
-/// it succeeded).
-fn exec_sh(s: &Server, pod: &str, script: &str) -> (bool, String) {
-    let out = s.kubectl(&["exec", pod, "--", "sh", "-c", script]);
+/// Whether a command succeeded, and what it printed (stdout, then stderr).
+fn outcome(out: Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -32,6 +30,14 @@ fn exec_sh(s: &Server, pod: &str, script: &str) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// What `sh -c script` prints in pod `pod`, and whether it succeeded.
+fn exec_sh(s: &Server, pod: &str, script: &str) -> (bool, String) {
+    outcome(s.kubectl(&["exec", pod, "--", "sh", "-c", script]))
+}
+
+/// `curl` flags of every request here: errors shown, 5 s at most.
+const CURL: [&str; 3] = ["-sS", "--max-time", "5"];
 
 /// `wget` of `url` from pod `pod`, which must answer.
 #[track_caller]
@@ -57,17 +63,13 @@ fn answering(s: &Server, pod: &str, url: &str, n: usize) -> BTreeSet<String> {
 
 /// `curl` from the node's own network namespace.
 fn curl_from_node(s: &Server, url: &str) -> (bool, String) {
-    let out = s
-        .in_netns("curl")
-        .args(["-sS", "--max-time", "5", url])
-        .output()
-        .expect("curl");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    outcome(
+        s.in_netns("curl")
+            .args(CURL)
+            .arg(url)
+            .output()
+            .expect("curl"),
+    )
 }
 
 fn nft_table(s: &Server) -> String {
@@ -390,25 +392,14 @@ impl Outside {
     }
 
     fn curl(&self, url: &str) -> (bool, String) {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns.name,
-                "curl",
-                "-sS",
-                "--max-time",
-                "5",
-                url,
-            ])
-            .output()
-            .expect("curl");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
+        outcome(
+            Command::new("ip")
+                .args(["netns", "exec", &self.ns.name, "curl"])
+                .args(CURL)
+                .arg(url)
+                .output()
+                .expect("curl"),
+        )
     }
 }
 
