@@ -5,12 +5,19 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+/// Whether `labels` hold every key and value of `set`: the equality-based
+/// selector of a Service, an RC or a nodeSelector
+/// (`labels.SelectorFromSet(set).Matches(labels)`).
+pub fn matches_set(set: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    set.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
 /// Whether `labels` satisfy `selector`. An empty selector matches
 /// everything; an unknown operator matches nothing (upstream refuses such
 /// selectors at validation, so they never get here).
 pub fn matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
     if let Some(m) = &selector.match_labels {
-        if !m.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if !matches_set(m, labels) {
             return false;
         }
     }

@@ -806,7 +806,7 @@ fn fits_node_selector_and_affinity(
     let empty = BTreeMap::new();
     let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
     if let Some(sel) = &spec.node_selector {
-        if !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if !client::labels::matches_set(sel, labels) {
             return false;
         }
     }

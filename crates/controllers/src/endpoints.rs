@@ -118,7 +118,7 @@ pub(crate) fn services_for_pod_change(
     for pod in std::iter::once(new).chain(old) {
         let ns = pod.namespace().unwrap_or_default();
         for svc in services.list_namespace(&ns) {
-            if util::selector(&svc).is_some_and(|s| util::selects(s, pod.labels())) {
+            if util::selector(&svc).is_some_and(|s| client::labels::matches_set(s, pod.labels())) {
                 keys.insert(key_of(svc.as_ref()));
             }
         }
@@ -132,7 +132,7 @@ fn pod_changed_for_endpoints(old: &Pod, new: &Pod) -> bool {
     old.labels() != new.labels()
         || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp
         || util::pod_ips(old) != util::pod_ips(new)
-        || util::is_pod_ready(old) != util::is_pod_ready(new)
+        || crate::replicaset::is_pod_ready(old) != crate::replicaset::is_pod_ready(new)
         || old.status.as_ref().and_then(|s| s.phase.as_ref())
             != new.status.as_ref().and_then(|s| s.phase.as_ref())
         || old.spec != new.spec
@@ -181,7 +181,7 @@ impl Controller {
             .pods
             .list_namespace(ns)
             .into_iter()
-            .filter(|p| util::selects(selector, p.labels()))
+            .filter(|p| client::labels::matches_set(selector, p.labels()))
             .collect();
         pods.sort_by_key(|p| p.name_any());
         let pod_refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
@@ -332,7 +332,7 @@ pub fn desired_subsets(svc: &Service, pods: &[&Pod]) -> Vec<EndpointSubset> {
                 ..Default::default()
             }),
         };
-        let ready = tolerate_unready || util::is_pod_ready(pod);
+        let ready = tolerate_unready || crate::replicaset::is_pod_ready(pod);
         let subset = |ports: Vec<EndpointPort>| {
             let addresses = vec![address.clone()];
             EndpointSubset {

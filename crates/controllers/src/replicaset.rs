@@ -86,7 +86,7 @@ impl Replicated for ReplicationController {
     fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
         // The API defaults an RC's selector to its template's labels.
         match self.spec.as_ref().and_then(|s| s.selector.as_ref()) {
-            Some(sel) if !sel.is_empty() => sel.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            Some(sel) if !sel.is_empty() => client::labels::matches_set(sel, labels),
             _ => false,
         }
     }
@@ -320,11 +320,7 @@ impl<K: Replicated> Controller<K> {
             .unwrap_or_default();
         let fully_labeled = pods
             .iter()
-            .filter(|p| {
-                template_labels
-                    .iter()
-                    .all(|(k, v)| p.labels().get(k) == Some(v))
-            })
+            .filter(|p| client::labels::matches_set(&template_labels, p.labels()))
             .count();
         let ready = pods.iter().filter(|p| is_pod_ready(p)).count();
         let available = pods

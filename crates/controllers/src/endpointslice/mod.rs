@@ -234,7 +234,9 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
             for pod in c2.pods.by_index(crate::informer::NODE_INDEX, &node) {
                 let ns = pod.namespace().unwrap_or_default();
                 for svc in c2.services.list_namespace(&ns) {
-                    if util::selector(&svc).is_some_and(|s| util::selects(s, pod.labels())) {
+                    if util::selector(&svc)
+                        .is_some_and(|s| client::labels::matches_set(s, pod.labels()))
+                    {
                         keys.insert(key_of(svc.as_ref()));
                     }
                 }
@@ -289,7 +291,7 @@ impl Controller {
             .pods
             .list_namespace(ns)
             .into_iter()
-            .filter(|p| util::selects(&selector, p.labels()))
+            .filter(|p| client::labels::matches_set(&selector, p.labels()))
             .collect();
         pods.sort_by_key(|p| p.name_any());
         let refs: Vec<&Pod> = pods.iter().map(|p| p.as_ref()).collect();
@@ -435,7 +437,7 @@ pub fn desired_groups(
         if ports.is_empty() && spec.ports.as_ref().is_some_and(|p| !p.is_empty()) {
             continue;
         }
-        let serving = util::is_pod_ready(pod);
+        let serving = crate::replicaset::is_pod_ready(pod);
         let terminating = pod.metadata.deletion_timestamp.is_some();
         for at in address_types(svc) {
             let Some(ip) = util::pod_ip_of_family(pod, at == "IPv6") else {

@@ -33,11 +33,6 @@ pub fn selector(svc: &Service) -> Option<&BTreeMap<String, String>> {
         .filter(|s| !s.is_empty())
 }
 
-/// Whether the selector picks these labels.
-pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
 pub fn is_external_name(svc: &Service) -> bool {
     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("ExternalName")
 }
@@ -127,11 +122,6 @@ pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
                 .map(|p| p.container_port)
         }
     }
-}
-
-/// `IsPodReady`.
-pub fn is_pod_ready(pod: &Pod) -> bool {
-    crate::replicaset::is_pod_ready(pod)
 }
 
 /// The Ready condition's last transition: when the pod last changed in a

@@ -325,7 +325,7 @@ pub fn pod_matches_node_selector_and_affinity(pod: &Pod, node: &Node) -> bool {
     };
     let labels = node_labels(node);
     if let Some(sel) = spec.node_selector.as_ref() {
-        if !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        if !client::labels::matches_set(sel, labels) {
             return false;
         }
     }
