@@ -381,6 +381,19 @@ pub const NAMESPACE_INDEX: &str = "namespace";
 /// The index [`Informers::pods`] has: node name → pods bound there.
 pub const NODE_INDEX: &str = "node";
 
+/// The label naming the Service an EndpointSlice belongs to.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The index [`Informers::endpoint_slices`] has: `ns/service` → its slices.
+pub const SERVICE_INDEX: &str = "service-name";
+
+/// `ns/<kubernetes.io/service-name>`: the key of the Service a slice
+/// belongs to.
+pub fn service_key_of(slice: &k8s_openapi::api::discovery::v1::EndpointSlice) -> Option<String> {
+    let name = slice.labels().get(SERVICE_NAME_LABEL)?;
+    Some(format!("{}/{name}", slice.namespace().unwrap_or_default()))
+}
+
 /// The index every informer has: controller owner's uid → objects it controls
 /// (the `ownerReferences` entry with `controller: true`).
 pub const CONTROLLER_INDEX: &str = "controller";
@@ -453,6 +466,15 @@ impl Informers {
             None => reg.pending.push(Box::new(run)),
         }
         informer
+    }
+
+    /// The EndpointSlice informer, with the [`SERVICE_INDEX`] index.
+    pub fn endpoint_slices(&self) -> Informer<k8s_openapi::api::discovery::v1::EndpointSlice> {
+        let slices = self.get::<k8s_openapi::api::discovery::v1::EndpointSlice>();
+        if !slices.has_index(SERVICE_INDEX) {
+            slices.add_index(SERVICE_INDEX, |s| service_key_of(s).into_iter().collect());
+        }
+        slices
     }
 
     /// The pod informer, with the [`NODE_INDEX`] index.

@@ -19,11 +19,10 @@ use kube::{Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::endpointslice::reconciler::{self, Group, Params};
-use crate::endpointslice::util::{self, MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
-use crate::endpointslice::{
-    apply_plan, service_key_of, slice_informer, SliceTracker, SERVICE_INDEX,
-};
+use crate::endpointslice::util::{self, MANAGED_BY_LABEL};
+use crate::endpointslice::{apply_plan, SliceTracker};
 use crate::informer::{key_of, split_key, Informer};
+use crate::informer::{service_key_of, SERVICE_INDEX, SERVICE_NAME_LABEL};
 use crate::workqueue::WorkQueue;
 use crate::Context;
 
@@ -51,7 +50,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
         client: ctx.client.clone(),
         services: ctx.informers.get::<Service>(),
         endpoints: ctx.informers.get::<Endpoints>(),
-        slices: slice_informer(&ctx.informers),
+        slices: ctx.informers.endpoint_slices(),
         queue: WorkQueue::new("endpointslice_mirroring"),
         tracker: SliceTracker::default(),
     });

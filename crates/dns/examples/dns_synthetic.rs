@@ -75,7 +75,13 @@ fn load(cluster: &Cluster) {
             ..Default::default()
         });
         let mut m = meta(&ns, &format!("{name}-abcde"));
-        m.labels = Some([(dns::LABEL_SERVICE_NAME.to_string(), name.clone())].into());
+        m.labels = Some(
+            [(
+                client::informer::SERVICE_NAME_LABEL.to_string(),
+                name.clone(),
+            )]
+            .into(),
+        );
         cluster.apply_endpoint_slice(&EndpointSlice {
             metadata: m,
             address_type: "IPv4".into(),

@@ -16,9 +16,6 @@ use client::informer::{Change, Informers};
 use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-/// The label that ties an EndpointSlice to its Service.
-pub const LABEL_SERVICE_NAME: &str = "kubernetes.io/service-name";
-
 /// A service port or an EndpointSlice port. `port` is -1 when the object
 /// has no ports at all, as CoreDNS records it: the name still resolves (A),
 /// but there is no SRV record.
@@ -128,7 +125,7 @@ impl SliceRecord {
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(LABEL_SERVICE_NAME))
+            .and_then(|l| l.get(client::informer::SERVICE_NAME_LABEL))
             .cloned()
             .unwrap_or_default();
         let mut ports: Vec<PortRecord> = slice

@@ -802,7 +802,13 @@ mod tests {
 
     fn slice(ns: &str, name: &str, svc: &str, eps: &[Ep], p: &[(&str, i32)]) -> EndpointSlice {
         let mut m = meta(ns, name);
-        m.labels = Some([(crate::LABEL_SERVICE_NAME.to_string(), svc.to_string())].into());
+        m.labels = Some(
+            [(
+                client::informer::SERVICE_NAME_LABEL.to_string(),
+                svc.to_string(),
+            )]
+            .into(),
+        );
         EndpointSlice {
             metadata: m,
             address_type: "IPv4".into(),

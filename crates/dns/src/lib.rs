@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-pub use cluster::{Cluster, LABEL_SERVICE_NAME};
+pub use cluster::Cluster;
 pub use endpoint::{publish, NodeEndpoint};
 pub use forward::{parse_resolv_conf, RESOLV_CONF};
 pub use kubernetes::DNS_SCHEMA_VERSION;

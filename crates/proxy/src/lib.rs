@@ -31,9 +31,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use client::informer::{key_of, Informers};
+use client::informer::{key_of, service_key_of, Informers, SERVICE_INDEX};
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -94,9 +93,6 @@ pub enum Error {
     Routing(#[source] routing::RoutingError),
 }
 
-/// The EndpointSlice index this crate adds: `ns/service` → slices.
-const SERVICE_INDEX: &str = "proxy/service-name";
-
 /// Keys of Services changed since the last sync, and a wake-up for the loop.
 #[derive(Default)]
 struct Pending {
@@ -137,12 +133,7 @@ pub async fn run(
     }
 
     let services = informers.get::<Service>();
-    let slices = informers.get::<EndpointSlice>();
-    if !slices.has_index(SERVICE_INDEX) {
-        slices.add_index(SERVICE_INDEX, |s| {
-            proxier::slice_service_key(s).into_iter().collect()
-        });
-    }
+    let slices = informers.endpoint_slices();
     let pending = Arc::new(Pending::default());
     {
         let pending = pending.clone();
@@ -152,8 +143,8 @@ pub async fn run(
         let pending = pending.clone();
         slices.on_change(move |c| {
             let mut keys: BTreeSet<String> = BTreeSet::new();
-            keys.extend(proxier::slice_service_key(c.object()));
-            keys.extend(c.old().and_then(|o| proxier::slice_service_key(o)));
+            keys.extend(service_key_of(c.object()));
+            keys.extend(c.old().and_then(|o| service_key_of(o)));
             for key in keys {
                 pending.add(key);
             }

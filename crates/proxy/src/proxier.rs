@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use client::informer::service_key_of;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
@@ -20,9 +21,6 @@ use crate::rules::{self, Dest, RenderContext, ServiceRules};
 use crate::service::service_ports;
 use crate::transaction;
 use crate::{Config, Error};
-
-/// The label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// Which kind of transaction a sync ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,7 +183,7 @@ impl Proxier {
     pub fn update_endpoint_slice(&mut self, slice: Arc<EndpointSlice>) {
         let slice_key = object_key(&slice.metadata);
         self.remove_slice(&slice_key);
-        let Some(service) = slice_service_key(&slice) else {
+        let Some(service) = service_key_of(&slice) else {
             return;
         };
         let name = slice.metadata.name.clone().unwrap_or_default();
@@ -469,15 +467,6 @@ fn object_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta)
         meta.namespace.as_deref().unwrap_or_default(),
         meta.name.as_deref().unwrap_or_default()
     )
-}
-
-/// `ns/service` of the Service an EndpointSlice belongs to.
-pub fn slice_service_key(slice: &EndpointSlice) -> Option<String> {
-    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some(format!(
-        "{}/{service}",
-        slice.metadata.namespace.as_deref().unwrap_or_default()
-    ))
 }
 
 #[cfg(test)]

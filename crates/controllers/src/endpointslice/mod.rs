@@ -19,38 +19,23 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::informer::{key_of, split_key, Informer, Informers};
+use crate::informer::{key_of, split_key, Informer};
+use crate::informer::{service_key_of, SERVICE_INDEX, SERVICE_NAME_LABEL};
 use crate::pod_control::{api_message, is_namespace_terminating, is_not_found};
 use crate::workqueue::WorkQueue;
 use crate::Context;
 use client::events::{EventType, Recorder};
 use reconciler::{Group, Params, Plan};
-use util::{MANAGED_BY_LABEL, SERVICE_NAME_LABEL};
+use util::MANAGED_BY_LABEL;
 
 /// `endpointslice-controller.k8s.io`.
 pub const CONTROLLER_NAME: &str = "endpointslice-controller.k8s.io";
 /// `--max-endpoints-per-slice`.
 pub const MAX_ENDPOINTS_PER_SLICE: usize = 100;
 /// The index on EndpointSlices: `namespace/service-name` label.
-pub const SERVICE_INDEX: &str = "service-name";
 /// `topology.kubernetes.io/zone`.
 const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const WORKERS: usize = 5;
-
-/// The shared EndpointSlice informer with the [`SERVICE_INDEX`].
-pub fn slice_informer(informers: &Informers) -> Informer<EndpointSlice> {
-    let slices = informers.get::<EndpointSlice>();
-    if !slices.has_index(SERVICE_INDEX) {
-        slices.add_index(SERVICE_INDEX, |s| service_key_of(s).into_iter().collect());
-    }
-    slices
-}
-
-/// `namespace/<kubernetes.io/service-name>` of a slice.
-pub fn service_key_of(slice: &EndpointSlice) -> Option<String> {
-    let name = slice.labels().get(SERVICE_NAME_LABEL)?;
-    Some(format!("{}/{name}", slice.namespace().unwrap_or_default()))
-}
 
 fn managed_by(slice: &EndpointSlice) -> Option<&str> {
     slice.labels().get(MANAGED_BY_LABEL).map(String::as_str)
@@ -186,7 +171,7 @@ pub async fn run(ctx: Context, shutdown: CancellationToken) -> anyhow::Result<()
         services: ctx.informers.get::<Service>(),
         pods: ctx.informers.pods(),
         nodes: ctx.informers.get::<Node>(),
-        slices: slice_informer(&ctx.informers),
+        slices: ctx.informers.endpoint_slices(),
         queue: WorkQueue::new("endpoint_slice"),
         recorder: ctx.recorder("endpoint-slice-controller"),
         triggers: util::TriggerTimeTracker::default(),

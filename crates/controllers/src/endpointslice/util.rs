@@ -16,8 +16,6 @@ use kube::ResourceExt;
 pub const LAST_CHANGE_TRIGGER_TIME: &str = "endpoints.kubernetes.io/last-change-trigger-time";
 /// `service.kubernetes.io/headless`, set on the endpoints of headless Services.
 pub const HEADLESS_LABEL: &str = "service.kubernetes.io/headless";
-/// `kubernetes.io/service-name`.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// `endpointslice.kubernetes.io/managed-by`.
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 /// `control-plane.alpha.kubernetes.io/leader`: Endpoints used as a lock.
